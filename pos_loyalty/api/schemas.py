@@ -1,0 +1,330 @@
+"""Marshmallow schemas: they validate what the till sends and document the API (OpenAPI)."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
+
+from ..domain.earning import MILLI
+from ..services.customers import PREFERENCE_KEYS
+
+MAX_MINOR = 10**11  # a billion in major units: far beyond any till's sale
+MAX_QUANTITY = decimal.Decimal(1_000_000)
+ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$", error="use 1 to 64 letters, digits, '.', '_', ':' or '-'")
+CARD = validate.Length(min=1, max=32)
+
+
+class AwareDateTime(fields.AwareDateTime):
+    """An ISO 8601 time with its offset; a time without one is refused, not guessed."""
+
+    def __init__(self, **kw):
+        super().__init__(format="iso", **kw)
+
+
+class Quantity(fields.Decimal):
+    """Whole, or up to three decimals for weighed goods; given as a number or a string."""
+
+    def __init__(self, **kw):
+        super().__init__(places=None, as_string=True, **kw)
+
+    def _deserialize(self, value, attr, data, **kw):
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid number.")
+        number = super()._deserialize(value, attr, data, **kw)
+        if not number.is_finite():
+            raise ValidationError("Not a valid number.")
+        if number <= 0:
+            raise ValidationError("The quantity must be above zero.")
+        if number > MAX_QUANTITY:
+            raise ValidationError(f"The quantity is at most {MAX_QUANTITY}.")
+        if number != number.quantize(decimal.Decimal("0.001")):
+            raise ValidationError("The quantity has at most three decimals.")
+        return int(number * MILLI)
+
+
+class Money(fields.Integer):
+    """Integer minor units (cents); never a float."""
+
+    def __init__(self, **kw):
+        kw.setdefault("validate", validate.Range(min=0, max=MAX_MINOR))
+        super().__init__(strict=True, **kw)
+
+
+class Problem(Schema):
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.List(fields.Dict())
+
+
+# -- customers -------------------------------------------------------------------------------------
+
+
+class PreferencesSchema(Schema):
+    dietary = fields.List(fields.String(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
+    allergies = fields.List(fields.String(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
+    sizes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=50)), values=fields.String(validate=validate.Length(max=50)))
+    favourite_products = fields.List(fields.String(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
+    packaging = fields.String(validate=validate.Length(max=500))
+    contact_channel = fields.String(validate=validate.OneOf(["email", "phone", "sms", "post", "none"]))
+    service_notes = fields.String(validate=validate.Length(max=500))
+
+
+assert set(PreferencesSchema._declared_fields) == set(PREFERENCE_KEYS)
+
+
+class CustomerUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    preferred_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    email = fields.String(allow_none=True, validate=validate.Length(max=254))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=32))
+    birthday = fields.Date(allow_none=True)
+    language = fields.String(allow_none=True, validate=validate.Regexp(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$", error="use a language code like en or de"))
+    marketing_consent = fields.Boolean()
+    preferences = fields.Nested(PreferencesSchema)
+    staff_notes = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+    @validates("birthday")
+    def _not_future(self, value, **kw):
+        if value is not None and (value > dt.date.today() or value.year < 1900):
+            raise ValidationError("The birthday must be a past date.")
+
+
+class CustomerCreateSchema(CustomerUpdateSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    card_number = fields.String(validate=CARD, load_default=None)
+
+
+class CardOut(Schema):
+    number = fields.String()
+    status = fields.String()
+    issued_at = fields.String()
+    blocked_at = fields.String(allow_none=True)
+
+
+class CustomerOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    preferred_name = fields.String(allow_none=True)
+    greeting_name = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    birthday = fields.String(allow_none=True)
+    language = fields.String(allow_none=True)
+    marketing_consent = fields.Boolean()
+    preferences = fields.Dict()
+    staff_notes = fields.String(allow_none=True)
+    balance = fields.Integer()
+    created_at = fields.String()
+    erased = fields.Boolean()
+    cards = fields.List(fields.Nested(CardOut))
+
+
+class SearchArgs(Schema):
+    q = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    limit = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+class CardSummaryOut(Schema):
+    card = fields.Dict()
+    customer = fields.Nested(CustomerOut)
+    greeting_name = fields.String(allow_none=True)
+    balance = fields.Integer()
+    tier = fields.Dict()
+    next_expiry = fields.Dict(allow_none=True)
+    next_reward = fields.Dict(allow_none=True)
+    rewards_redeemable = fields.List(fields.Dict())
+    birthday_week = fields.Boolean()
+    favourites = fields.List(fields.Dict())
+    last_visit = fields.String(allow_none=True)
+    open_follow_ups = fields.List(fields.Dict())
+
+
+class IssueCardSchema(Schema):
+    card_number = fields.String(validate=CARD, load_default=None)
+
+
+class BlockCardSchema(Schema):
+    reason = fields.String(load_default="lost", validate=validate.Length(min=1, max=200))
+    user = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+# -- transactions ----------------------------------------------------------------------------------
+
+
+class LineSchema(Schema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    description = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    category = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    quantity = Quantity(required=True)
+    unit_price = Money(required=True)
+    line_discount = Money(load_default=0)
+
+
+class SaleSchema(Schema):
+    id = fields.String(required=True, validate=ID)
+    occurred_at = AwareDateTime(required=True)
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="use an ISO 4217 code like EUR"))
+    card_number = fields.String(load_default=None, allow_none=True, validate=CARD)
+    cashier = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    lines = fields.List(fields.Nested(LineSchema), required=True, validate=validate.Length(min=1, max=500))
+    rewards = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1)), load_default=list, validate=validate.Length(max=20))
+
+
+class ReturnLineSchema(Schema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    quantity = Quantity(required=True)
+
+
+class ReturnSchema(Schema):
+    id = fields.String(required=True, validate=ID)
+    occurred_at = AwareDateTime(required=True)
+    cashier = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    lines = fields.List(fields.Nested(ReturnLineSchema), required=True, validate=validate.Length(min=1, max=500))
+
+
+class ClaimSchema(Schema):
+    card_number = fields.String(required=True, validate=CARD)
+
+
+class LineOut(Schema):
+    line_no = fields.Integer()
+    sku = fields.String()
+    description = fields.String()
+    category = fields.String(allow_none=True)
+    quantity = fields.String()
+    unit_price = fields.Integer()
+    line_discount = fields.Integer()
+    reward_discount = fields.Integer()
+    paid = fields.Integer()
+    points = fields.Integer()
+
+
+class TransactionOut(Schema):
+    id = fields.String()
+    kind = fields.String()
+    original_id = fields.String(allow_none=True)
+    occurred_at = fields.String()
+    recorded_at = fields.String()
+    till = fields.String(allow_none=True)
+    cashier = fields.String(allow_none=True)
+    currency = fields.String()
+    visit_code = fields.String(allow_none=True)
+    programme_version = fields.Integer(allow_none=True)
+    lines = fields.List(fields.Nested(LineOut))
+    subtotal = fields.Integer()
+    rewards = fields.List(fields.Dict())
+    discount = fields.Integer()
+    total = fields.Integer()
+    customer = fields.Dict(allow_none=True)
+    points = fields.Dict()
+    tier = fields.Dict(allow_none=True)
+    next_expiry = fields.Dict(allow_none=True)
+    next_reward = fields.Dict(allow_none=True)
+    birthday_week = fields.Boolean()
+    replayed = fields.Boolean()
+    returns = fields.List(fields.String())
+
+
+class TransactionListOut(Schema):
+    id = fields.String()
+    kind = fields.String()
+    original_id = fields.String(allow_none=True)
+    occurred_at = fields.String()
+    total = fields.Integer()
+    currency = fields.String()
+    points_earned = fields.Integer()
+    points_redeemed = fields.Integer()
+    lines = fields.List(fields.Dict())
+
+
+class LedgerEntryOut(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    cause = fields.String()
+    points = fields.Integer()
+    created_at = fields.String()
+    expires_at = fields.String(allow_none=True)
+    transaction_id = fields.String(allow_none=True)
+    user = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
+class LimitArgs(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+# -- rewards, feedback, adjustments ----------------------------------------------------------------
+
+
+class RewardOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    kind = fields.String()
+    points_cost = fields.Integer()
+    amount = fields.Integer(allow_none=True)
+    percent = fields.Integer(allow_none=True)
+    cap = fields.Integer(allow_none=True)
+    sku = fields.String(allow_none=True)
+    valid_from = fields.Date(allow_none=True)
+    valid_to = fields.Date(allow_none=True)
+    tiers = fields.List(fields.String())
+    active = fields.Boolean()
+
+
+class FeedbackSchema(Schema):
+    transaction_id = fields.String(load_default=None, validate=ID)
+    visit_code = fields.String(load_default=None, validate=validate.Length(min=4, max=16))
+    satisfaction = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=5))
+    recommend = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=0, max=10))
+    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    complaint = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _names_the_visit(self, data, **kw):
+        if not data.get("transaction_id") and not data.get("visit_code"):
+            raise ValidationError("Name the visit: a transaction id or the visit code from the receipt.", "transaction_id")
+
+
+class FeedbackOut(Schema):
+    id = fields.Integer()
+    transaction_id = fields.String()
+    satisfaction = fields.Integer(allow_none=True)
+    recommend = fields.Integer(allow_none=True)
+    comment = fields.String(allow_none=True)
+    complaint = fields.Boolean()
+    follow_up_id = fields.Integer(allow_none=True)
+
+
+class ResolveSchema(Schema):
+    user = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    resolution = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ResolveOut(Schema):
+    id = fields.Integer()
+    resolved_at = fields.String()
+    resolved_by = fields.String()
+    resolution = fields.String()
+
+
+class AdjustmentSchema(Schema):
+    points = fields.Integer(strict=True, required=True, validate=validate.Range(min=-10**9, max=10**9))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    user = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class AdjustmentOut(Schema):
+    entry_id = fields.Integer()
+    points = fields.Integer()
+    balance_before = fields.Integer()
+    balance_after = fields.Integer()
+
+
+class HealthOut(Schema):
+    status = fields.String()
+    version = fields.String()
+    database = fields.Dict()
+    schema = fields.Dict()

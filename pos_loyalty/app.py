@@ -1,0 +1,101 @@
+"""The application factory: a short list of steps, each wiring one part of the service."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask_smorest import Api
+from sqlalchemy import text
+
+from . import __version__
+from .config import Settings, ensure_data_dir, load_settings
+from .persistence.db import Database, connect
+from .persistence.migrate import current_revision, head_revision
+from .persistence.uow import uow_factory
+from .services.context import Shop
+
+MAX_BODY_BYTES = 512 * 1024
+
+
+@dataclass
+class Services:
+    """What the views, the CLI and the background jobs share: settings, database, shop context."""
+
+    settings: Settings
+    db: Database
+    shop: Shop
+
+    def health(self) -> tuple[dict[str, Any], bool]:
+        database = {"url": self.settings.masked_database_url, "reachable": False}
+        schema = {"revision": None, "head": head_revision()}
+        try:
+            with self.db.reader.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            database["reachable"] = True
+            schema["revision"] = current_revision(self.db.reader)
+        except Exception as exc:  # the point of a health check is to say so, not to fail
+            database["error"] = type(exc).__name__
+        schema["current"] = schema["revision"] == schema["head"]
+        ok = database["reachable"] and schema["current"]
+        return {"status": "ok" if ok else "degraded", "version": __version__, "database": database, "schema": schema}, ok
+
+
+def build_services(settings: Settings) -> Services:
+    db = connect(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    shop = Shop(
+        uow=uow_factory(db),
+        timezone=ZoneInfo(settings.timezone),
+        currency=settings.currency,
+        locale=settings.locale,
+        card_prefix=settings.card_prefix,
+        shop_name=settings.shop_name,
+    )
+    return Services(settings=settings, db=db, shop=shop)
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    settings = config if isinstance(config, Settings) else load_settings(config)
+    settings = ensure_data_dir(settings)
+    app = Flask(__name__)
+    configure(app, settings)
+    app.extensions["pos_loyalty"] = build_services(settings)
+    register_api(app)
+    register_errors(app)
+    return app
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.testing,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        API_TITLE="pos-loyalty till API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    logging.getLogger("pos_loyalty").setLevel(settings.log_level.upper())
+
+
+def register_api(app: Flask) -> None:
+    from .api.docs import api_docs
+    from .api.till import blp
+
+    api = Api(app, spec_kwargs={"info": {"description": "Called by the till's sales software at checkout."}})
+    api.spec.components.security_scheme("tillToken", {"type": "http", "scheme": "bearer"})
+    api.spec.options["security"] = [{"tillToken": []}]
+    api.register_blueprint(blp)
+    app.register_blueprint(api_docs)
+
+
+def register_errors(app: Flask) -> None:
+    from .api.errors import register_error_handlers
+
+    register_error_handlers(app)

@@ -1,0 +1,1 @@
+"""``customers import`` and ``customers export`` (CSV)."""

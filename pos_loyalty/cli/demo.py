@@ -1,0 +1,1 @@
+"""``demo``: a believable demo shop."""

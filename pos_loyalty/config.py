@@ -1,0 +1,194 @@
+"""Settings of one till: defaults, then an optional TOML file, then ``POS_LOYALTY_*`` variables.
+
+These are the till's own settings (where its data lives, which database, which printer).
+The loyalty programme itself (earn rules, rewards, tiers, expiry) is shared by every till and
+lives, versioned, in the database.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import get_currency_name
+
+ENV_PREFIX = "POS_LOYALTY_"
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work; the message is one sentence for the person starting it."""
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "pos-loyalty"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str = ""  # empty: SQLite file ``loyalty.db`` in data_dir
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: int = 8
+    secret_key: str = ""  # empty: generated once and kept in data_dir/secret_key
+    shop_name: str = "Our Shop"
+    timezone: str = "UTC"
+    currency: str = "EUR"
+    locale: str = "en_GB"
+    card_prefix: str = "27"
+    sqlite_synchronous: str = "FULL"
+    run_daily_expiry: bool = True
+    log_level: str = "INFO"
+    testing: bool = False
+    # drivers (used by the counter features)
+    printer_url: str = ""
+    printer_profile: str = "TM-T88V"
+    printer_columns: int = 42
+    scanner_url: str = ""
+    feedback_url: str = "https://example.invalid/rate"
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'loyalty.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def masked_database_url(self) -> str:
+        return mask_password(self.effective_database_url)
+
+
+def mask_password(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    if ":" in creds:
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "Path":
+            return Path(str(value)).expanduser()
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Setting {name} must be a {kind.lower()}, not {value!r}.") from None
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults, then the TOML file, then the environment, then explicit overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+
+    path = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"The configuration file {path} does not exist.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
+        section = data.get("pos_loyalty", data)
+        for key, value in section.items():
+            if key not in _FIELDS:
+                raise ConfigError(f"The configuration file {path} has an unknown setting {key!r}.")
+            values[key] = _coerce(key, value)
+
+    for name in _FIELDS:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ and environ[env_name] != "":
+            values[name] = _coerce(name, environ[env_name])
+
+    for key, value in (overrides or {}).items():
+        if key not in _FIELDS:
+            raise ConfigError(f"Unknown setting {key!r}.")
+        values[key] = _coerce(key, value)
+
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(s: Settings) -> None:
+    url = s.effective_database_url
+    if not (url.startswith("sqlite:///") or url.startswith("postgresql")):
+        raise ConfigError(
+            f"The database URL {mask_password(url)} is not supported; use sqlite:///PATH or postgresql+psycopg://..."
+        )
+    if not (1 <= s.port <= 65535):
+        raise ConfigError(f"The port must be between 1 and 65535, not {s.port}.")
+    if not (1 <= s.threads <= 64):
+        raise ConfigError(f"The number of server threads must be between 1 and 64, not {s.threads}.")
+    try:
+        zoneinfo.ZoneInfo(s.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"The time zone {s.timezone!r} is unknown; use a name like Europe/Berlin.") from None
+    try:
+        Locale.parse(s.locale)
+    except (UnknownLocaleError, ValueError):
+        raise ConfigError(f"The locale {s.locale!r} is unknown; use a name like en_GB or de_DE.") from None
+    if len(s.currency) != 3 or not s.currency.isupper() or get_currency_name(s.currency, locale="en") == s.currency:
+        raise ConfigError(f"The currency {s.currency!r} is not an ISO 4217 code like EUR or GBP.")
+    if not (len(s.card_prefix) == 2 and s.card_prefix.isdigit() and 20 <= int(s.card_prefix) <= 29):
+        raise ConfigError(
+            f"The card prefix must be two digits from 20 to 29 (the in-store EAN range), not {s.card_prefix!r}."
+        )
+    if s.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
+        raise ConfigError("sqlite_synchronous must be FULL, EXTRA or NORMAL.")
+    if s.printer_columns not in {32, 42, 48}:
+        raise ConfigError(f"printer_columns must be 32, 42 or 48, not {s.printer_columns}.")
+
+
+def ensure_data_dir(s: Settings) -> Settings:
+    """Create the data directory and fill in a persistent secret key if none was configured."""
+    try:
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"The data directory {s.data_dir} cannot be created: {exc.strerror}.") from None
+    if s.secret_key:
+        return s
+    key_file = s.data_dir / "secret_key"
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return replace(s, secret_key=key_file.read_text().strip())

@@ -1,0 +1,137 @@
+"""The points ledger: append-only entries, and the lots of points they leave open.
+
+The balance is the sum of the entries. Which points expire when is worked out by replaying the
+entries in order: every positive entry opens a lot with its own expiry date (fixed when it was
+written, so a policy change never moves it); every negative entry consumes lots, oldest expiry
+first, except that a reversal or an expiry aimed at a lot (``lot_id``) takes from that lot first.
+A negative balance (a return of points already spent) is a deficit the next points pay off.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+KINDS = ("earn", "redeem", "reverse", "expire", "adjust", "bonus")
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    points: int
+    kind: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None = None
+    lot_id: int | None = None
+
+
+@dataclass
+class Lot:
+    entry_id: int
+    remaining: int
+    expires_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Lots:
+    open: list[Lot]
+    deficit: int
+
+    @property
+    def balance(self) -> int:
+        return sum(lot.remaining for lot in self.open) - self.deficit
+
+    def expired(self, now: dt.datetime) -> list[Lot]:
+        return [lot for lot in self.open if lot.expires_at is not None and lot.expires_at <= now and lot.remaining > 0]
+
+    def next_expiry(self, now: dt.datetime) -> tuple[int, dt.datetime] | None:
+        """The soonest expiry still ahead, and how many points expire then."""
+        ahead = [lot for lot in self.open if lot.expires_at is not None and lot.expires_at > now and lot.remaining > 0]
+        if not ahead:
+            return None
+        when = min(lot.expires_at for lot in ahead)  # type: ignore[type-var]
+        return sum(lot.remaining for lot in ahead if lot.expires_at == when), when
+
+    def expiring_between(self, start: dt.datetime, end: dt.datetime) -> int:
+        return sum(
+            lot.remaining
+            for lot in self.open
+            if lot.expires_at is not None and start < lot.expires_at <= end and lot.remaining > 0
+        )
+
+
+def _expiry_order(lot: Lot) -> tuple:
+    return (lot.expires_at is None, lot.expires_at or dt.datetime.max.replace(tzinfo=dt.timezone.utc), lot.entry_id)
+
+
+def replay(entries: Iterable[Entry]) -> Lots:
+    lots: list[Lot] = []
+    by_id: dict[int, Lot] = {}
+    deficit = 0
+    for entry in sorted(entries, key=lambda e: e.id):
+        if entry.points > 0:
+            pay_off = min(deficit, entry.points)
+            deficit -= pay_off
+            left = entry.points - pay_off
+            if left:
+                lot = Lot(entry.id, left, entry.expires_at)
+                lots.append(lot)
+                by_id[entry.id] = lot
+            continue
+        need = -entry.points
+        target = by_id.get(entry.lot_id) if entry.lot_id is not None else None
+        if target is not None and target.remaining:
+            take = min(need, target.remaining)
+            target.remaining -= take
+            need -= take
+        if need:
+            for lot in sorted((lot for lot in lots if lot.remaining), key=_expiry_order):
+                take = min(need, lot.remaining)
+                lot.remaining -= take
+                need -= take
+                if not need:
+                    break
+        deficit += need
+    return Lots([lot for lot in lots if lot.remaining], deficit)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def expiry_for(earned_at: dt.datetime, months: int | None, tz: ZoneInfo) -> dt.datetime | None:
+    """Points earned on a local day D are good through D + months, and gone at the next midnight."""
+    if months is None:
+        return None
+    last_day = add_months(earned_at.astimezone(tz).date(), months)
+    midnight = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    return midnight.astimezone(dt.timezone.utc)
+
+
+def last_valid_day(expires_at: dt.datetime, tz: ZoneInfo) -> dt.date:
+    """The date to print: the last local day on which the points can still be spent."""
+    return (expires_at.astimezone(tz) - dt.timedelta(microseconds=1)).date()
+
+
+def birthday_in(year: int, birthday: dt.date) -> dt.date:
+    """This year's birthday; 29 February is kept on 28 February in other years."""
+    if birthday.month == 2 and birthday.day == 29 and not calendar.isleap(year):
+        return dt.date(year, 2, 28)
+    return birthday.replace(year=year)
+
+
+def in_birthday_week(day: dt.date, birthday: dt.date | None, window_days: int) -> bool:
+    if birthday is None:
+        return False
+    for year in (day.year - 1, day.year, day.year + 1):
+        if abs((birthday_in(year, birthday) - day).days) <= window_days:
+            return True
+    return False
+
+
+def sum_points(entries: Sequence[Entry]) -> int:
+    return sum(e.points for e in entries)

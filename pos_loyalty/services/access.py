@@ -1,0 +1,86 @@
+"""Till tokens and staff logins."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError, InvalidHashError
+
+from ..domain.errors import Conflict, InvalidInput, NotFound
+from .context import Shop
+
+STAFF_ROLES = ("manager", "cashier")
+_hasher = PasswordHasher()  # argon2id with the library's memory-hard defaults
+
+
+@dataclass(frozen=True)
+class TillIdentity:
+    id: int
+    name: str
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_till(shop: Shop, name: str) -> tuple[TillIdentity, str]:
+    """Register a till; returns it and its bearer token (shown once, stored only as a hash)."""
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise InvalidInput("a till needs a name of up to 64 characters", field="name")
+    token = secrets.token_urlsafe(32)
+    with shop.uow() as uow:
+        existing = uow.tills.by_name(name)
+        if existing is not None and existing.revoked_at is None:
+            raise Conflict(f"a till named {name!r} already exists; revoke it first to issue a new token", field="name")
+        if existing is not None:
+            existing.token_hash, existing.revoked_at = hash_token(token), None
+            till = existing
+        else:
+            till = uow.tills.add(name, hash_token(token))
+        uow.audit.record("cli", "till.add", "till", name)
+        uow.commit()
+        return TillIdentity(till.id, till.name), token
+
+
+def revoke_till(shop: Shop, name: str) -> None:
+    with shop.uow() as uow:
+        till = uow.tills.by_name(name)
+        if till is None or till.revoked_at is not None:
+            raise NotFound(f"there is no active till named {name!r}", field="name")
+        till.revoked_at = shop.now()
+        uow.audit.record("cli", "till.revoke", "till", name)
+        uow.commit()
+
+
+def authenticate_till(shop: Shop, token: str) -> TillIdentity | None:
+    with shop.uow(read_only=True) as uow:
+        till = uow.tills.by_token_hash(hash_token(token))
+        if till is None or till.revoked_at is not None:
+            return None
+        return TillIdentity(till.id, till.name)
+
+
+def add_user(shop: Shop, username: str, password: str, role: str, *, actor: str = "cli") -> None:
+    username = (username or "").strip()
+    if not username or len(username) > 64:
+        raise InvalidInput("a username has 1 to 64 characters", field="username")
+    if role not in STAFF_ROLES:
+        raise InvalidInput(f"the role is one of {', '.join(STAFF_ROLES)}", field="role")
+    if len(password or "") < 8:
+        raise InvalidInput("a password has at least 8 characters", field="password")
+    with shop.uow() as uow:
+        if uow.users.by_username(username) is not None:
+            raise Conflict(f"the user {username!r} already exists", field="username")
+        uow.users.add(username, _hasher.hash(password), role)
+        uow.audit.record(actor, "user.add", "user", username, None, {"role": role})
+        uow.commit()
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

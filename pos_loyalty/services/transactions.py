@@ -1,0 +1,542 @@
+"""Checkout, returns and claims: the use cases the till calls at the counter.
+
+Each is one database transaction: the sale, its lines, its redemptions, its ledger entries and
+the customer's stored balance are written together or not at all. Requests carry the till's own
+transaction id; a retry with the same body gets the stored answer and writes nothing, a
+different body under the same id is refused.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from ..domain import earning as E
+from ..domain.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
+from ..domain.ledger import expiry_for, in_birthday_week
+from ..domain.programme import Programme
+from ..persistence.uow import DuplicateKey
+from .context import Shop, UnitOfWork
+from .programme import current_programme, offer_of, programme_version
+from .summary import greeting_name, points_position
+
+ROLLING = dt.timedelta(days=365)
+VISIT_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+@dataclass(frozen=True)
+class LineInput:
+    sku: str
+    description: str
+    quantity_milli: int
+    unit_price: int
+    category: str | None = None
+    line_discount: int = 0
+
+
+@dataclass(frozen=True)
+class SaleRequest:
+    id: str
+    occurred_at: dt.datetime
+    currency: str
+    lines: Sequence[LineInput]
+    card_number: str | None = None
+    cashier: str | None = None
+    rewards: Sequence[int] = ()
+
+
+@dataclass(frozen=True)
+class ReturnRequest:
+    id: str
+    occurred_at: dt.datetime
+    lines: Sequence[tuple[str, int]]  # (sku, quantity_milli)
+    cashier: str | None = None
+
+
+def fingerprint(request: Any) -> str:
+    """A stable hash of what the till sent, to tell a retry from a different request."""
+    body = json.dumps(asdict(request), sort_keys=True, default=_json_default, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat()
+    if isinstance(value, (dt.date, tuple)):
+        return str(value)
+    raise TypeError(type(value))
+
+
+def _quantity(milli: int) -> str:
+    whole, frac = divmod(milli, E.MILLI)
+    return str(whole) if not frac else f"{whole}.{frac:03d}".rstrip("0")
+
+
+def _new_visit_code() -> str:
+    return "".join(secrets.choice(VISIT_CODE_ALPHABET) for _ in range(8))
+
+
+def _replay(existing, request_hash: str, kind: str) -> dict[str, Any]:
+    if existing.request_hash != request_hash or existing.kind != kind:
+        raise Conflict(
+            f"transaction id {existing.id!r} was already used for a different {existing.kind}", field="id"
+        )
+    return {**existing.response, "replayed": True}
+
+
+def _with_retry(work):
+    """Run ``work`` again once if a concurrent writer stored the same id first; the second run
+    then finds that row and answers as for a retry."""
+    try:
+        return work()
+    except DuplicateKey:
+        return work()
+
+
+# -- sale ------------------------------------------------------------------------------------------
+
+
+def record_sale(shop: Shop, request: SaleRequest, *, till_id: int | None, till_name: str | None = None) -> dict[str, Any]:
+    request_hash = fingerprint(request)
+    return _with_retry(lambda: _record_sale(shop, request, request_hash, till_id, till_name))
+
+
+def _load_card_customer(uow: UnitOfWork, card_number: str, field_name: str = "card_number"):
+    card = uow.cards.get(card_number)
+    if card is None:
+        raise NotFound(f"no customer has the card {card_number}", field=field_name)
+    if card.status != "active":
+        raise Conflict("this card is blocked; ask the customer for their new card", field=field_name)
+    customer = uow.customers.get_for_update(card.customer_id)
+    if customer is None or customer.erased_at is not None:
+        raise Conflict("this card belongs to an erased account", field=field_name)
+    return card, customer
+
+
+def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, till_name) -> dict[str, Any]:
+    with shop.uow() as uow:
+        existing = uow.transactions.get(request.id)
+        if existing is not None:
+            return _replay(existing, request_hash, "sale")
+        programme = current_programme(uow)
+        if request.currency != shop.currency:
+            raise InvalidInput(f"this shop's points are earned in {shop.currency}, not {request.currency}", field="currency")
+        customer = None
+        if request.card_number:
+            _, customer = _load_card_customer(uow, request.card_number)
+            existing = uow.transactions.get(request.id)  # another till may have committed it while we waited
+            if existing is not None:
+                return _replay(existing, request_hash, "sale")
+        elif request.rewards:
+            raise InvalidInput("a reward can only be redeemed with the customer's card", field="rewards")
+
+        lines = [
+            E.Line(i + 1, li.sku, li.description, li.category, li.quantity_milli, li.unit_price, li.line_discount)
+            for i, li in enumerate(request.lines)
+        ]
+        E.check_lines(lines)
+        day = shop.local_date(request.occurred_at)
+        tier = programme.tiers[0]
+        rolling_before = 0
+        balance_before = 0
+        if customer is not None:
+            rolling_before = uow.transactions.rolling_spend(customer.id, request.occurred_at - ROLLING)
+            tier = programme.tier_for(rolling_before)
+            balance_before = customer.balance
+
+        offers = []
+        for i, reward_id in enumerate(request.rewards):
+            row = uow.rewards.get(reward_id)
+            if row is None:
+                raise InvalidInput(f"there is no reward {reward_id}", field=f"rewards.{i}")
+            offer = offer_of(row)
+            if not offer.available(day, tier.code):
+                raise InvalidInput(f"the reward {offer.name!r} cannot be redeemed today in tier {tier.name}", field=f"rewards.{i}")
+            offers.append(offer)
+        cost = sum(o.points_cost for o in offers)
+        if cost and balance_before < cost:
+            raise InsufficientPoints(balance_before, cost)
+        lines, applied = E.apply_rewards(lines, offers, programme)
+
+        if customer is not None:
+            earning = E.compute_earning(
+                lines, programme, tier=tier, day=day, extra_bonuses=_visit_bonuses(uow, customer, programme, shop, request.occurred_at)
+            )
+        else:
+            earning = E.Earning(lines=lines, base=0, promotion=0, tier=0, eligible_spend=0)
+
+        subtotal = sum(ln.net for ln in lines)
+        discount = sum(a.discount for a in applied)
+        uow.transactions.add(
+            id=request.id,
+            kind="sale",
+            till_id=till_id,
+            cashier=request.cashier,
+            occurred_at=request.occurred_at,
+            recorded_at=shop.now(),
+            currency=request.currency,
+            customer_id=customer.id if customer else None,
+            card_number=request.card_number,
+            subtotal=subtotal,
+            discount=discount,
+            total=subtotal - discount,
+            eligible_spend=sum(ln.paid for ln in lines if programme.earns(ln.category)),
+            points_earned=earning.total,
+            points_redeemed=cost,
+            programme_version_id=programme.version_id,
+            request_hash=request_hash,
+            visit_code=_new_visit_code(),
+        )
+        uow.transactions.add_lines(
+            [
+                {
+                    "transaction_id": request.id,
+                    "line_no": ln.line_no,
+                    "sku": ln.sku,
+                    "description": ln.description,
+                    "category": ln.category,
+                    "quantity_milli": ln.quantity_milli,
+                    "unit_price": ln.unit_price,
+                    "line_discount": ln.line_discount,
+                    "reward_discount": ln.reward_discount,
+                    "paid": ln.paid,
+                    "points": ln.points,
+                }
+                for ln in earning.lines
+            ]
+        )
+        uow.transactions.add_redemptions(
+            [
+                {"transaction_id": request.id, "reward_id": a.reward_id, "reward_name": a.name, "points": a.points, "discount": a.discount}
+                for a in applied
+            ]
+        )
+        if customer is not None:
+            _write_sale_ledger(uow, shop, programme, customer, request, applied, earning)
+            for ln in lines:
+                uow.products.record(customer.id, ln.sku, ln.description, ln.quantity_milli, request.occurred_at, 1)
+        response = transaction_view(uow, shop, request.id, till_name=till_name, balance_before=balance_before, earning=earning if customer else None)
+        uow.transactions.set_response(request.id, response)
+        uow.commit()
+        return response
+
+
+def _visit_bonuses(uow: UnitOfWork, customer, programme: Programme, shop: Shop, at: dt.datetime) -> list[E.Bonus]:
+    bonuses = []
+    if programme.welcome_bonus and uow.ledger.sum_for(customer.id, cause="welcome") == 0:
+        bonuses.append(E.Bonus("welcome", programme.welcome_bonus, "Welcome bonus"))
+    day = shop.local_date(at)
+    if programme.birthday_bonus and in_birthday_week(day, customer.birthday, programme.birthday_window_days):
+        start_of_year = dt.datetime(day.year, 1, 1, tzinfo=shop.timezone)
+        if uow.ledger.sum_for(customer.id, cause="birthday", since=start_of_year) == 0:
+            bonuses.append(E.Bonus("birthday", programme.birthday_bonus, "Birthday bonus"))
+    return bonuses
+
+
+def _write_sale_ledger(uow, shop: Shop, programme: Programme, customer, request: SaleRequest, applied, earning: E.Earning) -> None:
+    """Spend first (from the points held before the sale), then what the sale earns."""
+    now = shop.now()
+    expires = expiry_for(request.occurred_at, programme.expiry_months, shop.timezone)
+    total = 0
+    for a in applied:
+        uow.ledger.add(
+            customer_id=customer.id, kind="redeem", cause="sale", points=-a.points, created_at=now,
+            transaction_id=request.id, reason=a.name,
+        )
+        total -= a.points
+    if earning.line_points:
+        uow.ledger.add(
+            customer_id=customer.id, kind="earn", cause="sale", points=earning.line_points, created_at=now,
+            expires_at=expires, transaction_id=request.id,
+        )
+        total += earning.line_points
+    for bonus in earning.bonuses:
+        uow.ledger.add(
+            customer_id=customer.id, kind="bonus", cause=bonus.cause, points=bonus.points, created_at=now,
+            expires_at=expires, transaction_id=request.id, reason=bonus.reason,
+        )
+        total += bonus.points
+    uow.customers.add_to_balance(customer, total)
+
+
+# -- return ----------------------------------------------------------------------------------------
+
+
+def record_return(
+    shop: Shop, original_id: str, request: ReturnRequest, *, till_id: int | None, till_name: str | None = None
+) -> dict[str, Any]:
+    request_hash = fingerprint(request) + ":" + original_id
+    request_hash = hashlib.sha256(request_hash.encode()).hexdigest()
+    return _with_retry(lambda: _record_return(shop, original_id, request, request_hash, till_id, till_name))
+
+
+def _sale_lines(rows) -> list[E.Line]:
+    return [
+        E.Line(r.line_no, r.sku, r.description, r.category, r.quantity_milli, r.unit_price, r.line_discount, r.reward_discount, r.points)
+        for r in rows
+    ]
+
+
+def _record_return(shop: Shop, original_id: str, request: ReturnRequest, request_hash: str, till_id, till_name) -> dict[str, Any]:
+    with shop.uow() as uow:
+        existing = uow.transactions.get(request.id)
+        if existing is not None:
+            return _replay(existing, request_hash, "return")
+        original = uow.transactions.get(original_id)
+        if original is None:
+            raise NotFound(f"there is no transaction {original_id}", field="transaction_id")
+        if original.kind != "sale":
+            raise InvalidInput("only a sale can be returned", field="transaction_id")
+        customer = None
+        if original.customer_id is not None:
+            customer = uow.customers.get_for_update(original.customer_id)
+            existing = uow.transactions.get(request.id)
+            if existing is not None:
+                return _replay(existing, request_hash, "return")
+        programme = programme_version(uow, original.programme_version_id)
+        rows = uow.transactions.lines(original.id)
+        by_id = {r.id: r for r in rows}
+        line_id = {r.line_no: r.id for r in rows}
+        already = {by_id[k].line_no: v for k, v in uow.transactions.returned_quantities(original.id).items()}
+        sale_lines = _sale_lines(rows)
+        returned = E.return_lines(sale_lines, already, request.lines, programme)
+
+        after = dict(already)
+        for r in returned:
+            after[r.original.line_no] = after.get(r.original.line_no, 0) + r.quantity_milli
+        full = all(after.get(ln.line_no, 0) >= ln.quantity_milli for ln in sale_lines)
+        points_back = sum(r.points for r in returned)
+        paid_back = sum(r.paid for r in returned)
+        eligible_back = sum(r.paid for r in returned if r.eligible) if customer is not None else 0
+        balance_before = customer.balance if customer is not None else 0
+
+        uow.transactions.add(
+            id=request.id,
+            kind="return",
+            original_id=original.id,
+            till_id=till_id,
+            cashier=request.cashier,
+            occurred_at=request.occurred_at,
+            recorded_at=shop.now(),
+            currency=original.currency,
+            customer_id=original.customer_id,
+            card_number=original.card_number,
+            subtotal=-paid_back,
+            discount=0,
+            total=-paid_back,
+            eligible_spend=-eligible_back,
+            points_earned=0,
+            points_redeemed=0,
+            programme_version_id=original.programme_version_id,
+            request_hash=request_hash,
+        )
+        uow.transactions.add_lines(
+            [
+                {
+                    "transaction_id": request.id,
+                    "line_no": n,
+                    "sku": r.original.sku,
+                    "description": r.original.description,
+                    "category": r.original.category,
+                    "quantity_milli": r.quantity_milli,
+                    "unit_price": r.original.unit_price,
+                    "line_discount": 0,
+                    "reward_discount": 0,
+                    "paid": -r.paid,
+                    "points": -r.points,
+                    "original_line_id": line_id[r.original.line_no],
+                }
+                for n, r in enumerate(returned, start=1)
+            ]
+        )
+        if customer is not None:
+            change = _write_return_ledger(uow, shop, programme, customer, original, request, sale_lines, after, points_back, full)
+            uow.transactions.get(request.id).points_earned = change
+            for r in returned:
+                fully_back = after[r.original.line_no] >= r.original.quantity_milli
+                uow.products.record(customer.id, r.original.sku, r.original.description, -r.quantity_milli, request.occurred_at, -1 if fully_back else 0)
+        response = transaction_view(uow, shop, request.id, till_name=till_name, balance_before=balance_before)
+        uow.transactions.set_response(request.id, response)
+        uow.commit()
+        return response
+
+
+def _write_return_ledger(uow, shop, programme, customer, original, request, sale_lines, after, points_back, full) -> int:
+    """Reverse what the returned lines earned; bonuses the sale no longer qualifies for; and on a
+    full return, give back the points spent on the sale. Returns the net change."""
+    now = shop.now()
+    sale_entries = uow.ledger.of_transaction(original.id)
+    reversed_lots = {e.lot_id for ret in uow.transactions.returns_of(original.id) for e in uow.ledger.of_transaction(ret.id)}
+    earn_entry = next((e for e in sale_entries if e.kind == "earn"), None)
+    change = 0
+
+    def add(kind, cause, points, **kw):
+        nonlocal change
+        uow.ledger.add(customer_id=customer.id, kind=kind, cause=cause, points=points, created_at=now, transaction_id=request.id, **kw)
+        change += points
+
+    if points_back:
+        add("reverse", "return", -points_back, lot_id=earn_entry.id if earn_entry else None, reason=f"return of {original.id}")
+    day = shop.local_date(original.occurred_at)
+    still_qualifying = {b.reason for b in E.promotion_bonuses(E.kept_lines(sale_lines, after), programme, day)}
+    for entry in sale_entries:
+        if entry.kind != "bonus" or entry.id in reversed_lots:
+            continue
+        if full or (entry.cause == "promotion" and entry.reason not in still_qualifying):
+            add("reverse", entry.cause, -entry.points, lot_id=entry.id, reason=f"{entry.reason} taken back with the return of {original.id}")
+    if full:
+        expires = expiry_for(now, programme.expiry_months, shop.timezone)
+        for entry in sale_entries:
+            if entry.kind == "redeem":
+                add("reverse", "return", -entry.points, expires_at=expires, reason=f"points spent on {entry.reason} given back")
+    uow.customers.add_to_balance(customer, change)
+    return change
+
+
+# -- claim -----------------------------------------------------------------------------------------
+
+
+def claim_transaction(shop: Shop, transaction_id: str, card_number: str) -> dict[str, Any]:
+    """A card shown after an anonymous sale collects the points that sale would have earned, once."""
+    with shop.uow() as uow:
+        tx = uow.transactions.get(transaction_id)
+        if tx is None:
+            raise NotFound(f"there is no transaction {transaction_id}", field="transaction_id")
+        if tx.kind != "sale":
+            raise InvalidInput("only a sale can be claimed", field="transaction_id")
+        if tx.customer_id is not None:
+            raise Conflict("this sale already belongs to a customer", field="transaction_id")
+        if uow.transactions.returns_of(tx.id):
+            raise Conflict("this sale has been returned, so it cannot be claimed", field="transaction_id")
+        _, customer = _load_card_customer(uow, card_number)
+        tx = uow.transactions.get(transaction_id)
+        if tx.customer_id is not None:
+            raise Conflict("this sale already belongs to a customer", field="transaction_id")
+        programme = programme_version(uow, tx.programme_version_id)
+        window = dt.timedelta(days=current_programme(uow).claim_window_days)
+        if shop.now() - tx.occurred_at > window:
+            raise Conflict(f"a sale can be claimed within {window.days} days; this one is older", field="transaction_id")
+        rows = uow.transactions.lines(tx.id)
+        rolling = uow.transactions.rolling_spend(customer.id, tx.occurred_at - ROLLING)
+        earning = E.compute_earning(_sale_lines(rows), programme, tier=programme.tier_for(rolling), day=shop.local_date(tx.occurred_at))
+        for row, line in zip(rows, earning.lines):
+            row.points = line.points
+        balance_before = customer.balance
+        tx.customer_id, tx.card_number, tx.claimed_at = customer.id, card_number, shop.now()
+        tx.eligible_spend = earning.eligible_spend
+        tx.points_earned = earning.total
+        expires = expiry_for(tx.occurred_at, programme.expiry_months, shop.timezone)
+        now = shop.now()
+        if earning.line_points:
+            uow.ledger.add(customer_id=customer.id, kind="earn", cause="claim", points=earning.line_points, created_at=now, expires_at=expires, transaction_id=tx.id)
+        for bonus in earning.bonuses:
+            uow.ledger.add(customer_id=customer.id, kind="bonus", cause=bonus.cause, points=bonus.points, created_at=now, expires_at=expires, transaction_id=tx.id, reason=bonus.reason)
+        uow.customers.add_to_balance(customer, earning.total)
+        for row in rows:
+            uow.products.record(customer.id, row.sku, row.description, row.quantity_milli, tx.occurred_at, 1)
+        response = transaction_view(uow, shop, tx.id, balance_before=balance_before, earning=earning)
+        uow.transactions.set_response(tx.id, {**tx.response, **{k: response[k] for k in ("customer", "lines", "points", "tier", "next_expiry", "next_reward", "birthday_week")}})
+        uow.commit()
+        return response
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def get_transaction(shop: Shop, transaction_id: str) -> dict[str, Any]:
+    with shop.uow(read_only=True) as uow:
+        tx = uow.transactions.get(transaction_id)
+        if tx is None:
+            raise NotFound(f"there is no transaction {transaction_id}", field="transaction_id")
+        view = dict(tx.response or {})
+        view["returns"] = [r.id for r in uow.transactions.returns_of(tx.id)]
+        view.pop("replayed", None)
+        return view
+
+
+def transaction_view(
+    uow: UnitOfWork,
+    shop: Shop,
+    transaction_id: str,
+    *,
+    till_name: str | None = None,
+    balance_before: int = 0,
+    earning: E.Earning | None = None,
+) -> dict[str, Any]:
+    """The answer the till gets: everything the receipt needs, computed once and stored."""
+    tx = uow.transactions.get(transaction_id)
+    lines = uow.transactions.lines(transaction_id)
+    entries = uow.ledger.of_transaction(transaction_id)
+    redemptions = uow.transactions.redemptions(transaction_id)
+    customer = uow.customers.get(tx.customer_id) if tx.customer_id else None
+    if till_name is None and tx.till_id is not None:
+        till = uow.tills.get(tx.till_id)
+        till_name = till.name if till else None
+
+    bonuses = [{"cause": e.cause, "points": e.points, "reason": e.reason} for e in entries if e.kind == "bonus"]
+    reversals = [{"cause": e.cause, "points": e.points, "reason": e.reason} for e in entries if e.kind == "reverse"]
+    view: dict[str, Any] = {
+        "id": tx.id,
+        "kind": tx.kind,
+        "original_id": tx.original_id,
+        "occurred_at": tx.occurred_at.isoformat(),
+        "recorded_at": tx.recorded_at.isoformat(),
+        "till": till_name,
+        "cashier": tx.cashier,
+        "currency": tx.currency,
+        "visit_code": tx.visit_code,
+        "programme_version": tx.programme_version_id,
+        "lines": [
+            {
+                "line_no": ln.line_no,
+                "sku": ln.sku,
+                "description": ln.description,
+                "category": ln.category,
+                "quantity": _quantity(ln.quantity_milli),
+                "unit_price": ln.unit_price,
+                "line_discount": ln.line_discount,
+                "reward_discount": ln.reward_discount,
+                "paid": ln.paid,
+                "points": ln.points,
+            }
+            for ln in lines
+        ],
+        "subtotal": tx.subtotal,
+        "rewards": [{"reward_id": r.reward_id, "name": r.reward_name, "points": r.points, "discount": r.discount} for r in redemptions],
+        "discount": tx.discount,
+        "total": tx.total,
+        "customer": None,
+        "points": {
+            "earned": tx.points_earned if tx.kind == "sale" else 0,
+            "breakdown": None,
+            "reversed": -sum(r["points"] for r in reversals if r["points"] < 0),
+            "given_back": sum(r["points"] for r in reversals if r["points"] > 0),
+            "redeemed": tx.points_redeemed,
+            "balance_before": balance_before if customer else None,
+            "balance_after": customer.balance if customer else None,
+        },
+        "tier": None,
+        "next_expiry": None,
+        "next_reward": None,
+        "birthday_week": False,
+    }
+    if customer is None:
+        return view
+    if earning is not None:
+        view["points"]["breakdown"] = {"base": earning.base, "promotion": earning.promotion, "tier": earning.tier, "bonuses": bonuses}
+    view["customer"] = {
+        "id": customer.id,
+        "name": customer.name,
+        "preferred_name": greeting_name(customer),
+        "language": customer.language,
+        "card_number": tx.card_number,
+    }
+    position = points_position(uow, shop, customer, programme=current_programme(uow))
+    view["tier"] = position["tier"]
+    view["next_expiry"] = position["next_expiry"]
+    view["next_reward"] = position["next_reward"]
+    view["birthday_week"] = position["birthday_week"]
+    return view

@@ -1,0 +1,157 @@
+"""Checkout as the till sees it: points earned, rewards redeemed, retries, the answer's contents."""
+from __future__ import annotations
+
+import datetime as dt
+
+from tests.support.factories import adjust, enrol, line, programme, reward, sale
+
+
+def test_a_card_sale_earns_a_point_per_euro_paid_floored_once(api):
+    anna = enrol(api)
+    r = api.post("/transactions", json=sale(line("COF", 250, 2), line("BAN", 199, "0.755", category="fruit"), card=anna["card"]))
+    assert r.status_code == 201
+    body = r.get_json()
+    assert body["subtotal"] == 500 + 150
+    assert body["points"]["earned"] == 6  # 6.50 paid: one floor for the whole sale
+    assert [ln["points"] for ln in body["lines"]] == [5, 1]
+    assert body["points"]["balance_before"] == 0 and body["points"]["balance_after"] == 6
+    assert body["points"]["breakdown"] == {"base": 6, "promotion": 0, "tier": 0, "bonuses": []}
+
+
+def test_excluded_categories_earn_nothing(api):
+    anna = enrol(api)
+    body = api.post("/transactions", json=sale(line("CIG", 800, category="tobacco"), line("COF", 300), card=anna["card"])).get_json()
+    assert body["points"]["earned"] == 3
+    assert body["lines"][0]["points"] == 0
+
+
+def test_an_anonymous_sale_is_recorded_but_earns_nothing(api):
+    r = api.post("/transactions", json=sale(line("COF", 900)))
+    assert r.status_code == 201
+    assert r.get_json()["points"]["earned"] == 0
+    assert api.get(f"/transactions/{r.get_json()['id']}").status_code == 200
+
+
+def test_a_retry_with_the_same_body_returns_the_same_answer_and_writes_nothing(api):
+    anna = enrol(api)
+    body = sale(line("COF", 1000), card=anna["card"])
+    first = api.post("/transactions", json=body).get_json()
+    again = api.post("/transactions", json=body)
+    assert again.status_code == 201
+    assert {k: v for k, v in again.get_json().items() if k != "replayed"} == first
+    assert api.get(f"/cards/{anna['card']}").get_json()["balance"] == 10
+    assert len(api.get(f"/customers/{anna['id']}/ledger").get_json()) == 1
+
+
+def test_the_same_id_with_a_different_body_is_a_conflict(api):
+    anna = enrol(api)
+    body = sale(line("COF", 1000), card=anna["card"])
+    api.post("/transactions", json=body)
+    r = api.post("/transactions", json={**body, "lines": [line("COF", 2000)]})
+    assert r.status_code == 409
+    assert r.content_type == "application/problem+json"
+    assert r.get_json()["errors"][0]["field"] == "id"
+
+
+def test_redeeming_a_reward_discounts_the_basket_and_spends_the_points(api, shop):
+    coffee = reward(shop, "Free coffee", points_cost=50)
+    anna = enrol(api)
+    adjust(api, anna["id"], 80)
+    body = api.post("/transactions", json=sale(line("COF", 250, 2), card=anna["card"], rewards=[coffee["id"]])).get_json()
+    assert body["rewards"] == [{"reward_id": coffee["id"], "name": "Free coffee", "points": 50, "discount": 250}]
+    assert body["total"] == 250
+    assert body["points"]["redeemed"] == 50
+    assert body["points"]["earned"] == 2  # on the 2.50 actually paid
+    assert body["points"]["balance_after"] == 80 - 50 + 2
+
+
+def test_redeeming_more_than_the_balance_is_refused_and_writes_nothing(api, shop):
+    voucher = reward(shop, "5 euro off", kind="amount_off", amount=500, points_cost=500)
+    anna = enrol(api)
+    adjust(api, anna["id"], 100)
+    body = sale(line("COF", 1000), card=anna["card"], rewards=[voucher["id"]])
+    r = api.post("/transactions", json=body)
+    assert r.status_code == 409
+    problem = r.get_json()
+    assert "insufficient points" in problem["detail"]
+    assert problem["balance"] == 100 and problem["cost"] == 500
+    assert api.get(f"/transactions/{body['id']}").status_code == 404
+    assert api.get(f"/cards/{anna['card']}").get_json()["balance"] == 100
+
+
+def test_a_reward_never_makes_the_total_negative(api, shop):
+    voucher = reward(shop, "20 euro off", kind="amount_off", amount=2000, points_cost=10)
+    anna = enrol(api)
+    adjust(api, anna["id"], 10)
+    body = api.post("/transactions", json=sale(line("COF", 300), card=anna["card"], rewards=[voucher["id"]])).get_json()
+    assert body["total"] == 0
+    assert body["rewards"][0]["discount"] == 300
+
+
+def test_percent_off_is_capped(api, shop):
+    pct = reward(shop, "10 percent off", kind="percent_off", percent=10, cap=150, points_cost=10)
+    anna = enrol(api)
+    adjust(api, anna["id"], 10)
+    body = api.post("/transactions", json=sale(line("TV", 50000, category="electronics"), card=anna["card"], rewards=[pct["id"]])).get_json()
+    assert body["discount"] == 150
+
+
+def test_category_and_sku_multipliers_and_a_dated_promotion(api, shop):
+    programme(
+        shop,
+        category_multipliers={"fruit": "2"},
+        sku_multipliers={"COF": "3"},
+        promotions=[{"name": "Double Monday", "starts_on": "2026-06-01", "ends_on": "2026-06-30", "weekdays": [0], "multiplier": "2"}],
+    )
+    anna = enrol(api)
+    monday = dt.datetime(2026, 6, 15, 9, 0, tzinfo=dt.timezone.utc)  # a Monday in Berlin too
+    body = api.post("/transactions", json=sale(line("COF", 100), line("APL", 100, category="fruit"), line("BRD", 100, category="bakery"), card=anna["card"], at=monday)).get_json()
+    # base: 3 + 2 + 1 = 6; the Monday promotion doubles it
+    assert body["points"]["breakdown"]["base"] == 6
+    assert body["points"]["breakdown"]["promotion"] == 6
+    assert body["points"]["earned"] == 12
+    tuesday = monday + dt.timedelta(days=1)
+    body = api.post("/transactions", json=sale(line("BRD", 100, category="bakery"), card=anna["card"], at=tuesday)).get_json()
+    assert body["points"]["earned"] == 1
+
+
+def test_a_promotion_bonus_needs_its_minimum_spend(api, shop):
+    programme(shop, promotions=[{"name": "Spend 20 get 50", "starts_on": "2026-01-01", "ends_on": "2026-12-31", "bonus_points": 50, "min_spend": 2000}])
+    anna = enrol(api)
+    small = api.post("/transactions", json=sale(line("COF", 1999), card=anna["card"])).get_json()
+    assert small["points"]["breakdown"]["bonuses"] == []
+    big = api.post("/transactions", json=sale(line("COF", 2000), card=anna["card"])).get_json()
+    assert big["points"]["breakdown"]["bonuses"] == [{"cause": "promotion", "points": 50, "reason": "Spend 20 get 50"}]
+    assert big["points"]["earned"] == 70
+
+
+def test_welcome_bonus_once_and_birthday_bonus_once_a_year(api, shop, clock):
+    programme(shop, welcome_bonus=100, birthday_bonus=200)
+    anna = enrol(api, birthday="1990-06-16")
+    first = api.post("/transactions", json=sale(line("COF", 100), card=anna["card"])).get_json()
+    causes = sorted(b["cause"] for b in first["points"]["breakdown"]["bonuses"])
+    assert causes == ["birthday", "welcome"]
+    assert first["birthday_week"] is True
+    second = api.post("/transactions", json=sale(line("COF", 100), card=anna["card"])).get_json()
+    assert second["points"]["breakdown"]["bonuses"] == []
+
+
+def test_tier_multiplier_applies_once_the_rolling_spend_reaches_the_tier(api, shop):
+    programme(shop, tiers=[{"code": "member", "name": "Member", "min_spend": 0, "multiplier": "1"},
+                           {"code": "gold", "name": "Gold", "min_spend": 10000, "multiplier": "1.5"}])
+    anna = enrol(api)
+    first = api.post("/transactions", json=sale(line("TV", 10000, category="electronics"), card=anna["card"])).get_json()
+    assert first["points"]["earned"] == 100  # tier before the sale: Member
+    assert first["tier"]["code"] == "gold"
+    second = api.post("/transactions", json=sale(line("COF", 1000), card=anna["card"])).get_json()
+    assert second["points"]["breakdown"] == {"base": 10, "promotion": 0, "tier": 5, "bonuses": []}
+
+
+def test_unknown_and_blocked_cards(api):
+    r = api.post("/transactions", json=sale(line(), card="2700000000007"))
+    assert r.status_code == 404
+    anna = enrol(api)
+    assert api.post(f"/cards/{anna['card']}/block", json={"user": "anna"}).status_code == 200
+    r = api.post("/transactions", json=sale(line(), card=anna["card"]))
+    assert r.status_code == 409
+    assert "blocked" in r.get_json()["detail"]
