@@ -88,7 +88,12 @@ def register_api(app: Flask) -> None:
     from .api.docs import api_docs
     from .api.till import blp
 
-    api = Api(app, spec_kwargs={"info": {"description": "Called by the till's sales software at checkout."}})
+    from .api.schemas import Problem
+
+    class TillApi(Api):
+        ERROR_SCHEMA = Problem
+
+    api = TillApi(app, spec_kwargs={"info": {"description": "Called by the till's sales software at checkout."}})
     api.spec.components.security_scheme("tillToken", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"tillToken": []}]
     api.register_blueprint(blp)
