@@ -63,6 +63,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     configure(app, settings)
     app.extensions["pos_loyalty"] = build_services(settings)
     register_api(app)
+    register_web(app)
     register_errors(app)
     return app
 
@@ -98,6 +99,12 @@ def register_api(app: Flask) -> None:
     api.spec.options["security"] = [{"tillToken": []}]
     api.register_blueprint(blp)
     app.register_blueprint(api_docs)
+
+
+def register_web(app: Flask) -> None:
+    from web import register_web as register
+
+    register(app)
 
 
 def register_errors(app: Flask) -> None:

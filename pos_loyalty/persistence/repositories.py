@@ -381,10 +381,3 @@ class PrintJobs(_Repo):
 
     def queued(self) -> list[m.PrintJob]:
         return list(self.s.scalars(select(m.PrintJob).where(m.PrintJob.status != "printed").order_by(m.PrintJob.id)))
-
-
-class Reports(_Repo):
-    """Aggregates for the panel's reports (filled in by the panel work)."""
-
-    def points_outstanding(self) -> int:
-        return int(self.s.scalar(select(func.coalesce(func.sum(m.Customer.balance), 0))) or 0)

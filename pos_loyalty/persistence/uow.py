@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..domain.errors import Conflict
+from . import privacy, reports
 from . import repositories as repos
 from .db import Database
 
@@ -50,7 +51,8 @@ class SqlUnitOfWork:
             self.follow_ups = repos.FollowUps(s)
             self.audit = repos.Audit(s)
             self.print_jobs = repos.PrintJobs(s)
-            self.reports = repos.Reports(s)
+            self.reports = reports.Reports(s)
+            self.privacy = privacy.Privacy(s)
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise

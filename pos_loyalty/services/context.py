@@ -22,6 +22,7 @@ class UnitOfWork(Protocol):  # the repositories are duck-typed; see persistence/
     audit: Any
     print_jobs: Any
     reports: Any
+    privacy: Any
 
     def commit(self) -> None: ...
 
