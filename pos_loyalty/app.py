@@ -1,6 +1,7 @@
 """The application factory: a short list of steps, each wiring one part of the service."""
 from __future__ import annotations
 
+import atexit
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -27,6 +28,13 @@ class Services:
     settings: Settings
     db: Database
     shop: Shop
+    printer: Any = None  # PrintQueue when a receipt printer is configured
+
+    @property
+    def receipt_options(self):
+        from .services.receipts import ReceiptOptions
+
+        return ReceiptOptions(columns=self.settings.printer_columns, feedback_url=self.settings.feedback_url or None)
 
     def health(self) -> tuple[dict[str, Any], bool]:
         database = {"url": self.settings.masked_database_url, "reachable": False}
@@ -40,7 +48,27 @@ class Services:
             database["error"] = type(exc).__name__
         schema["current"] = schema["revision"] == schema["head"]
         ok = database["reachable"] and schema["current"]
-        return {"status": "ok" if ok else "degraded", "version": __version__, "database": database, "schema": schema}, ok
+        body = {"status": "ok" if ok else "degraded", "version": __version__, "database": database, "schema": schema}
+        if self.settings.printer_url:
+            from drivers.printer import printer_status
+
+            body["printer"] = printer_status(self.settings.printer_url, profile=self.settings.printer_profile, timeout=1.0)
+        return body, ok
+
+    def start_devices(self) -> None:
+        """Start the print queue's worker when a receipt printer is configured."""
+        if self.settings.printer_url and self.printer is None:
+            from .printing import PrintQueue
+
+            self.printer = PrintQueue(
+                self.shop, self.settings.printer_url, profile=self.settings.printer_profile, options=self.receipt_options
+            )
+            self.printer.start()
+
+    def stop_devices(self) -> None:
+        if self.printer is not None:
+            self.printer.stop()
+            self.printer = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -61,7 +89,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     settings = ensure_data_dir(settings)
     app = Flask(__name__)
     configure(app, settings)
-    app.extensions["pos_loyalty"] = build_services(settings)
+    services = app.extensions["pos_loyalty"] = build_services(settings)
+    services.start_devices()
+    atexit.register(services.stop_devices)
     register_api(app)
     register_web(app)
     register_errors(app)

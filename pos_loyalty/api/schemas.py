@@ -328,3 +328,19 @@ class HealthOut(Schema):
     version = fields.String()
     database = fields.Dict()
     schema = fields.Dict()
+    printer = fields.Dict()
+
+
+class PrintJobOut(Schema):
+    id = fields.Integer()
+    transaction_id = fields.String()
+    status = fields.String()
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    created_at = fields.String()
+    printed_at = fields.String(allow_none=True)
+
+
+class LoyaltyBlockOut(Schema):
+    lines = fields.List(fields.String())
+    escpos_base64 = fields.String()

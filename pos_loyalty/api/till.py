@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+import base64
+
 from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -9,7 +11,9 @@ from flask_smorest import Blueprint
 from ..services import customers as customer_svc
 from ..services import feedback as feedback_svc
 from ..services import points as points_svc
+from ..domain.errors import Conflict
 from ..services import programme as programme_svc
+from ..services import receipts as receipt_svc
 from ..services import transactions as tx_svc
 from ..services.access import authenticate_till
 from ..services.summary import card_summary
@@ -20,8 +24,12 @@ blp = Blueprint("till", __name__, url_prefix="/api/v1", description="The till's 
 PUBLIC_ENDPOINTS = {"till.health"}
 
 
+def services():
+    return current_app.extensions["pos_loyalty"]
+
+
 def shop():
-    return current_app.extensions["pos_loyalty"].shop
+    return services().shop
 
 
 @blp.before_request
@@ -177,8 +185,13 @@ def _sale_request(data) -> tx_svc.SaleRequest:
 @blp.alt_response(409, schema=S.Problem, description="Insufficient points, blocked card, or the id used for a different sale")
 def record_sale(data):
     """Record a sale: price the rewards, award and redeem points. Retrying with the same id and
-    body returns the same answer and writes nothing."""
-    return tx_svc.record_sale(shop(), _sale_request(data), till_id=g.till.id, till_name=g.till.name)
+    body returns the same answer and writes nothing. With a receipt printer configured, the
+    receipt is printed after the sale is committed; a printer fault leaves it queued."""
+    answer = tx_svc.record_sale(shop(), _sale_request(data), till_id=g.till.id, till_name=g.till.name)
+    printer = services().printer
+    if printer is not None and not answer.get("replayed"):
+        printer.submit(answer["id"])
+    return answer
 
 
 @blp.route("/transactions/<string:transaction_id>")
@@ -243,3 +256,36 @@ def feedback(data):
 def resolve(data, follow_up_id):
     """Close a follow-up, saying who and how."""
     return feedback_svc.resolve_follow_up(shop(), follow_up_id, user=data["user"], resolution=data["resolution"])
+
+
+# -- receipts --------------------------------------------------------------------------------------
+
+
+@blp.route("/transactions/<string:transaction_id>/receipt", methods=["POST"])
+@blp.response(202, S.PrintJobOut)
+@blp.alt_response(404, schema=S.Problem)
+@blp.alt_response(409, schema=S.Problem, description="No receipt printer is configured on this till")
+def reprint(transaction_id):
+    """Print (again) the receipt of a recorded sale or return; answers at once with the queued job."""
+    printer = services().printer
+    if printer is None:
+        raise Conflict("no receipt printer is configured on this till (setting printer_url)", field="transaction_id")
+    return printer.submit(transaction_id)
+
+
+@blp.route("/transactions/<string:transaction_id>/loyalty-block")
+@blp.response(200, S.LoyaltyBlockOut)
+@blp.alt_response(404, schema=S.Problem)
+def loyalty_block(transaction_id):
+    """The customer's points statement for a till that prints its own receipt: text lines and
+    ESC/POS bytes (base64) to append. Empty for an anonymous sale."""
+    from drivers.printer import loyalty_block_bytes
+
+    settings = services().settings
+    block = receipt_svc.loyalty_block_for(shop(), transaction_id, services().receipt_options)
+    if block is None:
+        return {"lines": [], "escpos_base64": ""}
+    return {
+        "lines": block.text_lines(),
+        "escpos_base64": base64.b64encode(loyalty_block_bytes(block, settings.printer_profile)).decode(),
+    }

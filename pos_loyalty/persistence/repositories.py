@@ -379,5 +379,10 @@ class PrintJobs(_Repo):
     def get(self, job_id: int) -> m.PrintJob | None:
         return self.s.get(m.PrintJob, job_id)
 
+    def unfinished_for(self, transaction_id: str) -> m.PrintJob | None:
+        return self.s.scalars(
+            select(m.PrintJob).where(m.PrintJob.transaction_id == transaction_id, m.PrintJob.status != "printed").limit(1)
+        ).first()
+
     def queued(self) -> list[m.PrintJob]:
         return list(self.s.scalars(select(m.PrintJob).where(m.PrintJob.status != "printed").order_by(m.PrintJob.id)))

@@ -1,0 +1,152 @@
+"""Receipts: from a recorded transaction to its laid-out receipt, and the print queue's records.
+
+Printing itself is a driver's job (``pos_loyalty/printing.py`` runs it); these use cases only
+read what was committed and keep the queue's rows, so a sale is always stored before anything
+reaches the printer and a printer fault leaves the job queued for a reprint.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ..domain import receipt as R
+from ..domain.errors import NotFound
+from .context import Shop
+
+
+@dataclass(frozen=True)
+class ReceiptOptions:
+    columns: int = 42
+    feedback_url: str | None = None
+    shop_address: tuple[str, ...] = ()
+
+
+def _statement(view: dict[str, Any], options: ReceiptOptions) -> R.LoyaltyStatement | None:
+    customer = view.get("customer")
+    if not customer or view["kind"] != "sale":
+        return None
+    points = view["points"]
+    breakdown = points.get("breakdown") or {}
+    tier = view.get("tier") or {}
+    nxt_tier = tier.get("next")
+    nxt_reward = view.get("next_reward")
+    expiry = view.get("next_expiry")
+    return R.LoyaltyStatement(
+        preferred_name=customer.get("preferred_name") or customer.get("name") or "",
+        card_number=customer.get("card_number") or "",
+        language=customer.get("language") or "en",
+        earned=R.EarnedPoints(
+            base=breakdown.get("base", points.get("earned", 0)),
+            promotion=breakdown.get("promotion", 0),
+            tier=breakdown.get("tier", 0),
+            bonuses=tuple((b["reason"], b["points"]) for b in breakdown.get("bonuses", [])),
+        ),
+        balance_before=points["balance_before"],
+        balance_after=points["balance_after"],
+        redeemed=tuple(R.AppliedReward(r["name"], r["points"], r["discount"]) for r in view.get("rewards", [])),
+        next_reward=R.NextReward(nxt_reward["name"], nxt_reward["points_needed"]) if nxt_reward else None,
+        tier=tier.get("name"),
+        tier_progress=R.TierProgress(nxt_tier["name"], nxt_tier["spend_needed"]) if nxt_tier else None,
+        next_expiry=R.PointsExpiry(expiry["points"], dt.date.fromisoformat(expiry["date"])) if expiry else None,
+        birthday_week=bool(view.get("birthday_week")),
+        feedback_url=options.feedback_url,
+        visit_code=view.get("visit_code"),
+    )
+
+
+def _view(shop: Shop, transaction_id: str) -> dict[str, Any]:
+    with shop.uow(read_only=True) as uow:
+        tx = uow.transactions.get(transaction_id)
+        if tx is None or not tx.response:
+            raise NotFound(f"there is no transaction {transaction_id}", field="transaction_id")
+        return tx.response
+
+
+def receipt_for(shop: Shop, transaction_id: str, options: ReceiptOptions) -> R.Receipt:
+    """The whole receipt: shop header, items, totals, the loyalty statement, footer."""
+    view = _view(shop, transaction_id)
+    data = R.ReceiptData(
+        shop_name=shop.shop_name,
+        shop_address=options.shop_address,
+        transaction_id=view["id"],
+        time=dt.datetime.fromisoformat(view["occurred_at"]),
+        timezone=shop.timezone.key,
+        till=view.get("till") or "",
+        cashier=view.get("cashier") or "",
+        currency=view["currency"],
+        locale=shop.locale,
+        items=tuple(
+            R.ItemLine(
+                description=ln["description"],
+                sku=ln["sku"],
+                quantity=Decimal(ln["quantity"]),
+                unit_price_minor=ln["unit_price"],
+                discount_minor=ln["line_discount"] + ln["reward_discount"],
+                paid_minor=ln["paid"],
+            )
+            for ln in view["lines"]
+        ),
+        subtotal_minor=view["subtotal"],
+        total_minor=view["total"],
+        rewards=tuple(R.AppliedReward(r["name"], r["points"], r["discount"]) for r in view.get("rewards", [])),
+        loyalty=_statement(view, options),
+    )
+    return R.lay_out_receipt(data, columns=options.columns)
+
+
+def loyalty_block_for(shop: Shop, transaction_id: str, options: ReceiptOptions) -> R.Receipt | None:
+    """Just the customer's statement, for a till that prints its own receipt; None if anonymous."""
+    statement = _statement(_view(shop, transaction_id), options)
+    if statement is None:
+        return None
+    return R.lay_out_loyalty_block(statement, columns=options.columns, locale=shop.locale, currency=shop.currency)
+
+
+# -- the print queue's records ---------------------------------------------------------------------
+
+
+def _job_dict(job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "transaction_id": job.transaction_id,
+        "status": job.status,
+        "attempts": job.attempts,
+        "last_error": job.last_error,
+        "created_at": job.created_at.isoformat(),
+        "printed_at": job.printed_at.isoformat() if job.printed_at else None,
+    }
+
+
+def queue_receipt(shop: Shop, transaction_id: str) -> dict[str, Any]:
+    """Record that this transaction's receipt is to be printed (again); a receipt already waiting
+    keeps its one job rather than printing twice."""
+    with shop.uow() as uow:
+        if uow.transactions.get(transaction_id) is None:
+            raise NotFound(f"there is no transaction {transaction_id}", field="transaction_id")
+        job = uow.print_jobs.unfinished_for(transaction_id)
+        if job is None:
+            job = uow.print_jobs.add(transaction_id)
+        job.status = "queued"
+        uow.commit()
+        return _job_dict(job)
+
+
+def record_print_result(shop: Shop, job_id: int, *, error: str | None) -> dict[str, Any]:
+    with shop.uow() as uow:
+        job = uow.print_jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"there is no print job {job_id}", field="job_id")
+        job.attempts += 1
+        if error is None:
+            job.status, job.printed_at, job.last_error = "printed", shop.now(), None
+        else:
+            job.status, job.last_error = "failed", error[:500]
+        uow.commit()
+        return _job_dict(job)
+
+
+def waiting_print_jobs(shop: Shop) -> list[dict[str, Any]]:
+    with shop.uow(read_only=True) as uow:
+        return [_job_dict(j) for j in uow.print_jobs.queued()]
