@@ -68,7 +68,7 @@ def fail_cleanly(fn):
     return wrapper
 
 
-from . import admin, customers, demo, server  # noqa: E402,F401  (register the commands)
+from . import admin, counter, customers, demo, server  # noqa: E402,F401  (register the commands)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

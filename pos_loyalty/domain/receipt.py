@@ -250,7 +250,8 @@ def lay_out_receipt(data: ReceiptData, *, columns: int) -> Receipt:
     lines += _text(words.gettext("Receipt {number}").format(number=data.transaction_id), columns)
     when = format_datetime(data.time, "short", tzinfo=ZoneInfo(data.timezone), locale=words.locale)
     lines += _two_columns(when, words.gettext("Till {till}").format(till=data.till), columns)
-    lines += _text(words.gettext("Served by {cashier}").format(cashier=data.cashier), columns)
+    if data.cashier:
+        lines += _text(words.gettext("Served by {cashier}").format(cashier=data.cashier), columns)
     lines.append(Rule())
 
     for item in data.items:
