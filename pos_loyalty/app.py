@@ -74,13 +74,14 @@ class Services:
 def build_services(settings: Settings) -> Services:
     db = connect(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     shop = Shop(
-        uow=uow_factory(db),
+        uow=None,  # type: ignore[arg-type]  (set just below, with the shop's clock)
         timezone=ZoneInfo(settings.timezone),
         currency=settings.currency,
         locale=settings.locale,
         card_prefix=settings.card_prefix,
         shop_name=settings.shop_name,
     )
+    shop.uow = uow_factory(db, now=shop.now)
     return Services(settings=settings, db=db, shop=shop)
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 06:04:33.051682
+Create Date: 2026-11-26 06:48:58.659999
 """
 from typing import Sequence, Union
 
@@ -169,6 +169,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('transaction_id', name=op.f('uq_feedback_transaction_id'))
     )
     with op.batch_alter_table('feedback', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_feedback_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_feedback_customer_id'), ['customer_id'], unique=False)
 
     op.create_table('ledger_entries',
@@ -189,6 +190,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries'))
     )
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_ledger_entries_created_at', ['created_at'], unique=False)
         batch_op.create_index('ix_ledger_entries_customer_id_id', ['customer_id', 'id'], unique=False)
         batch_op.create_index('ix_ledger_entries_expires_at', ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entries_transaction_id'), ['transaction_id'], unique=False)
@@ -288,10 +290,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ledger_entries_transaction_id'))
         batch_op.drop_index('ix_ledger_entries_expires_at')
         batch_op.drop_index('ix_ledger_entries_customer_id_id')
+        batch_op.drop_index('ix_ledger_entries_created_at')
 
     op.drop_table('ledger_entries')
     with op.batch_alter_table('feedback', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_feedback_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_feedback_created_at'))
 
     op.drop_table('feedback')
     with op.batch_alter_table('transactions', schema=None) as batch_op:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .errors import InvalidInput
 from .programme import Programme, Promotion, Tier
@@ -184,14 +184,26 @@ def best_promotion_multiplier(promotions: Sequence[Promotion], day: dt.date, lin
     return best
 
 
-def promotion_bonuses(lines: Sequence[Line], programme: Programme, day: dt.date) -> list[Bonus]:
-    """Fixed bonuses of promotions running today whose minimum eligible spend the basket reaches."""
+def promotion_bonuses(
+    lines: Sequence[Line], programme: Programme, day: dt.date, returned_milli: Mapping[int, int] | None = None
+) -> list[Bonus]:
+    """Fixed bonuses of promotions running on ``day`` whose minimum eligible spend the basket reaches.
+
+    With ``returned_milli`` (line_no -> quantity returned so far) only what the customer kept counts,
+    so a return that takes the sale below a promotion's minimum spend loses its bonus.
+    """
+    returned_milli = returned_milli or {}
     bonuses = []
     for promo in programme.promotions:
-        if promo.bonus_points and promo.runs_on(day):
-            spend = sum(ln.paid for ln in lines if programme.earns(ln.category) and promo.covers(ln.sku, ln.category))
-            if spend > 0 and spend >= promo.min_spend:
-                bonuses.append(Bonus("promotion", promo.bonus_points, promo.name))
+        if not promo.bonus_points or not promo.runs_on(day):
+            continue
+        spend = sum(
+            kept_spend(ln, returned_milli.get(ln.line_no, 0))
+            for ln in lines
+            if programme.earns(ln.category) and promo.covers(ln.sku, ln.category)
+        )
+        if spend > 0 and spend >= promo.min_spend:
+            bonuses.append(Bonus("promotion", promo.bonus_points, promo.name))
     return bonuses
 
 
@@ -279,6 +291,8 @@ def return_lines(
         candidates = [ln for ln in original if ln.sku == sku]
         if not candidates:
             raise InvalidInput(f"{sku} was not bought in this transaction", field=f"lines.{i}.sku")
+        bought = sum(ln.quantity_milli for ln in candidates)
+        already = sum(returned.get(ln.line_no, 0) for ln in candidates)
         left = qty
         for line in candidates:
             if left == 0:
@@ -300,28 +314,20 @@ def return_lines(
             returned[line.line_no] = after
             left -= take
         if left:
-            bought = sum(ln.quantity_milli for ln in candidates)
-            already = sum(already_returned.get(ln.line_no, 0) for ln in candidates)
             raise InvalidInput(
-                f"cannot return more {sku} than was bought ({_qty(bought)} bought, {_qty(already)} already returned)",
+                f"cannot return more {sku} than was bought ({format_quantity(bought)} bought, {format_quantity(already)} already returned)",
                 field=f"lines.{i}.quantity",
             )
     return result
 
 
-def _qty(milli: int) -> str:
+def format_quantity(milli: int) -> str:
+    """``1500`` -> ``"1.5"``, ``2000`` -> ``"2"``: a quantity as the till writes it."""
     whole, frac = divmod(milli, MILLI)
     return str(whole) if not frac else f"{whole}.{frac:03d}".rstrip("0")
 
 
-def kept_lines(original: Sequence[Line], returned_milli: dict[int, int]) -> list[Line]:
-    """What the customer still has after returns, as lines whose ``paid`` is what is left of each
-    (used to check whether a promotion's minimum spend is still reached)."""
-    kept = []
-    for line in original:
-        gone = returned_milli.get(line.line_no, 0)
-        if gone >= line.quantity_milli:
-            continue
-        left = line.paid - share_of(line.paid, 0, gone, line.quantity_milli)
-        kept.append(Line(line.line_no, line.sku, line.description, line.category, MILLI, left))
-    return kept
+def kept_spend(line: Line, returned_milli: int) -> int:
+    """What is still paid for a line once ``returned_milli`` of it came back: what was paid, less
+    the refunds (the same cumulative shares the returns gave back)."""
+    return line.paid - share_of(line.paid, 0, returned_milli, line.quantity_milli)

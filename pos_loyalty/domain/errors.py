@@ -28,6 +28,10 @@ class Conflict(LoyaltyError):
     status = 409
 
 
+class DuplicateKey(Conflict):
+    """Another writer stored the same key first (a retried or concurrent request)."""
+
+
 class InsufficientPoints(Conflict):
     def __init__(self, balance: int, cost: int) -> None:
         super().__init__(

@@ -44,11 +44,14 @@ def _sqlite_engine(url: str, *, immediate: bool, synchronous: str) -> Engine:
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
         # Let SQLAlchemy, not the driver, decide when a transaction begins.
         dbapi_conn.isolation_level = None
+        # SQLite's own lower() knows only ASCII; searching "ülker" must find "Ülker".
+        dbapi_conn.create_function("lower", 1, lambda s: s.lower() if isinstance(s, str) else s, deterministic=True)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA secure_delete=ON")  # an erased customer's data is overwritten, not left in free pages
         cur.close()
 
     @event.listens_for(engine, "begin")

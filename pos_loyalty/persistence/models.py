@@ -234,6 +234,7 @@ class LedgerEntry(Base):
     __table_args__ = (
         Index("ix_ledger_entries_customer_id_id", "customer_id", "id"),
         Index("ix_ledger_entries_expires_at", "expires_at"),
+        Index("ix_ledger_entries_created_at", "created_at"),
     )
 
 
@@ -260,7 +261,7 @@ class Feedback(Base):
     recommend: Mapped[int | None] = mapped_column(Integer)  # 0..10
     comment: Mapped[str | None] = mapped_column(Text)
     complaint: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 class FollowUp(Base):

@@ -2,29 +2,55 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..domain.errors import DuplicateKey
 from ..domain.ledger import Entry
 from . import models as m
 
+UNIQUE_FIELDS = ("email", "phone", "number", "username", "name", "transaction_id", "visit_code")
+
+
+def duplicate_key(e: IntegrityError) -> DuplicateKey:
+    """A unique or primary key the database refused, as the shop's conflict naming the field."""
+    text = str(e.orig).lower()
+    for column in UNIQUE_FIELDS:
+        if column in text:
+            field = "card_number" if column == "number" else column
+            return DuplicateKey(f"a record with this {column.replace('_', ' ')} already exists", field=field)
+    return DuplicateKey("this record already exists")
+
+
+def flush(session: Session) -> None:
+    """Flush, turning a concurrent writer's duplicate into a 409 rather than a 500."""
+    try:
+        session.flush()
+    except IntegrityError as e:
+        raise duplicate_key(e) from e
+
 
 class _Repo:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, now: Callable[[], dt.datetime] = m.utcnow) -> None:
         self.s = session
+        self.now = now  # the shop's clock, so stamps follow it (and tests can set it)
+
+    def _flush(self) -> None:
+        flush(self.s)
 
 
 class Customers(_Repo):
-    def __init__(self, session: Session, lock_rows: bool) -> None:
-        super().__init__(session)
+    def __init__(self, session: Session, now: Callable[[], dt.datetime], lock_rows: bool) -> None:
+        super().__init__(session, now)
         self._lock_rows = lock_rows
 
     def add(self, **fields: Any) -> m.Customer:
         customer = m.Customer(**fields)
         self.s.add(customer)
-        self.s.flush()
+        self._flush()
         return customer
 
     def get(self, customer_id: int) -> m.Customer | None:
@@ -85,9 +111,9 @@ class Cards(_Repo):
         return self.s.get(m.Card, number)
 
     def add(self, number: str, customer_id: int) -> m.Card:
-        card = m.Card(number=number, customer_id=customer_id, status="active", issued_at=m.utcnow())
+        card = m.Card(number=number, customer_id=customer_id, status="active", issued_at=self.now())
         self.s.add(card)
-        self.s.flush()
+        self._flush()
         return card
 
     def of_customer(self, customer_id: int) -> list[m.Card]:
@@ -102,9 +128,9 @@ class Programmes(_Repo):
         return self.s.get(m.ProgrammeVersion, version_id)
 
     def add(self, data: dict[str, Any], created_by: str) -> m.ProgrammeVersion:
-        version = m.ProgrammeVersion(data=data, created_by=created_by, created_at=m.utcnow())
+        version = m.ProgrammeVersion(data=data, created_by=created_by, created_at=self.now())
         self.s.add(version)
-        self.s.flush()
+        self._flush()
         return version
 
     def history(self, limit: int = 50) -> list[m.ProgrammeVersion]:
@@ -124,7 +150,7 @@ class Rewards(_Repo):
     def add(self, **fields: Any) -> m.Reward:
         reward = m.Reward(**fields)
         self.s.add(reward)
-        self.s.flush()
+        self._flush()
         return reward
 
 
@@ -139,9 +165,9 @@ class Tills(_Repo):
         return self.s.get(m.Till, till_id)
 
     def add(self, name: str, token_hash: str) -> m.Till:
-        till = m.Till(name=name, token_hash=token_hash, created_at=m.utcnow())
+        till = m.Till(name=name, token_hash=token_hash, created_at=self.now())
         self.s.add(till)
-        self.s.flush()
+        self._flush()
         return till
 
     def all(self) -> list[m.Till]:
@@ -153,9 +179,9 @@ class Users(_Repo):
         return self.s.scalars(select(m.User).where(m.User.username == username)).first()
 
     def add(self, username: str, password_hash: str, role: str) -> m.User:
-        user = m.User(username=username, password_hash=password_hash, role=role, created_at=m.utcnow())
+        user = m.User(username=username, password_hash=password_hash, role=role, created_at=self.now())
         self.s.add(user)
-        self.s.flush()
+        self._flush()
         return user
 
     def all(self) -> list[m.User]:
@@ -163,8 +189,19 @@ class Users(_Repo):
 
 
 class Transactions(_Repo):
+    def __init__(self, session: Session, now: Callable[[], dt.datetime], lock_rows: bool) -> None:
+        super().__init__(session, now)
+        self._lock_rows = lock_rows
+
     def get(self, transaction_id: str) -> m.Transaction | None:
         return self.s.get(m.Transaction, transaction_id)
+
+    def get_for_update(self, transaction_id: str) -> m.Transaction | None:
+        """The sale, locked until commit where the database can (PostgreSQL), read afresh."""
+        stmt = select(m.Transaction).where(m.Transaction.id == transaction_id)
+        if self._lock_rows:
+            stmt = stmt.with_for_update()
+        return self.s.scalars(stmt.execution_options(populate_existing=True)).first()
 
     def by_visit_code(self, code: str) -> m.Transaction | None:
         return self.s.scalars(select(m.Transaction).where(m.Transaction.visit_code == code)).first()
@@ -172,13 +209,13 @@ class Transactions(_Repo):
     def add(self, **fields: Any) -> m.Transaction:
         tx = m.Transaction(**fields)
         self.s.add(tx)
-        self.s.flush()
+        self._flush()
         return tx
 
     def add_lines(self, rows: Sequence[dict[str, Any]]) -> list[m.TransactionLine]:
         lines = [m.TransactionLine(**row) for row in rows]
         self.s.add_all(lines)
-        self.s.flush()
+        self._flush()
         return lines
 
     def lines(self, transaction_id: str) -> list[m.TransactionLine]:
@@ -244,7 +281,7 @@ class Ledger(_Repo):
     def add(self, **fields: Any) -> m.LedgerEntry:
         entry = m.LedgerEntry(**fields)
         self.s.add(entry)
-        self.s.flush()
+        self._flush()
         return entry
 
     def entries(self, customer_id: int) -> list[Entry]:
@@ -327,7 +364,7 @@ class Feedback(_Repo):
     def add(self, **fields: Any) -> m.Feedback:
         row = m.Feedback(**fields)
         self.s.add(row)
-        self.s.flush()
+        self._flush()
         return row
 
     def for_transaction(self, transaction_id: str) -> m.Feedback | None:
@@ -338,7 +375,7 @@ class FollowUps(_Repo):
     def add(self, **fields: Any) -> m.FollowUp:
         row = m.FollowUp(**fields)
         self.s.add(row)
-        self.s.flush()
+        self._flush()
         return row
 
     def get(self, follow_up_id: int) -> m.FollowUp | None:
@@ -361,7 +398,7 @@ class Audit(_Repo):
     def record(self, actor: str, action: str, entity: str, entity_id: str | None, before: Any = None, after: Any = None) -> None:
         self.s.add(
             m.AuditEntry(
-                at=m.utcnow(), actor=actor, action=action, entity=entity, entity_id=entity_id, before=before, after=after
+                at=self.now(), actor=actor, action=action, entity=entity, entity_id=entity_id, before=before, after=after
             )
         )
 
@@ -371,9 +408,9 @@ class Audit(_Repo):
 
 class PrintJobs(_Repo):
     def add(self, transaction_id: str) -> m.PrintJob:
-        job = m.PrintJob(transaction_id=transaction_id, created_at=m.utcnow(), status="queued", attempts=0)
+        job = m.PrintJob(transaction_id=transaction_id, created_at=self.now(), status="queued", attempts=0)
         self.s.add(job)
-        self.s.flush()
+        self._flush()
         return job
 
     def get(self, job_id: int) -> m.PrintJob | None:

@@ -8,16 +8,16 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 from sqlalchemy.exc import IntegrityError, OperationalError
+
+from .repositories import duplicate_key
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..domain.errors import Conflict
+from ..domain.errors import Conflict, DuplicateKey
 from . import privacy, reports
 from . import repositories as repos
 from .db import Database
 
-
-class DuplicateKey(Conflict):
-    """Another writer stored the same key first (a retried or concurrent request)."""
+__all__ = ["DuplicateKey", "SqlUnitOfWork", "uow_factory"]
 
 
 class DatabaseBusy(Conflict):
@@ -25,8 +25,9 @@ class DatabaseBusy(Conflict):
 
 
 class SqlUnitOfWork:
-    def __init__(self, db: Database, *, read_only: bool = False) -> None:
+    def __init__(self, db: Database, *, read_only: bool = False, now=None) -> None:
         self._db = db
+        self._now = now or repos.m.utcnow
         self._read_only = read_only
         engine = db.reader if read_only else db.writer
         self._session_factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
@@ -37,20 +38,20 @@ class SqlUnitOfWork:
         self._lock.__enter__()
         try:
             self.session: Session = self._session_factory()
-            s, lock = self.session, self.for_update
-            self.customers = repos.Customers(s, lock)
-            self.cards = repos.Cards(s)
-            self.programmes = repos.Programmes(s)
-            self.rewards = repos.Rewards(s)
-            self.tills = repos.Tills(s)
-            self.users = repos.Users(s)
-            self.transactions = repos.Transactions(s)
-            self.ledger = repos.Ledger(s)
-            self.products = repos.CustomerProducts(s)
-            self.feedback = repos.Feedback(s)
-            self.follow_ups = repos.FollowUps(s)
-            self.audit = repos.Audit(s)
-            self.print_jobs = repos.PrintJobs(s)
+            s, lock, now = self.session, self.for_update, self._now
+            self.customers = repos.Customers(s, now, lock)
+            self.cards = repos.Cards(s, now)
+            self.programmes = repos.Programmes(s, now)
+            self.rewards = repos.Rewards(s, now)
+            self.tills = repos.Tills(s, now)
+            self.users = repos.Users(s, now)
+            self.transactions = repos.Transactions(s, now, lock)
+            self.ledger = repos.Ledger(s, now)
+            self.products = repos.CustomerProducts(s, now)
+            self.feedback = repos.Feedback(s, now)
+            self.follow_ups = repos.FollowUps(s, now)
+            self.audit = repos.Audit(s, now)
+            self.print_jobs = repos.PrintJobs(s, now)
             self.reports = reports.Reports(s)
             self.privacy = privacy.Privacy(s)
         except BaseException:
@@ -66,18 +67,14 @@ class SqlUnitOfWork:
             self._lock.__exit__(*exc)
 
     def flush(self) -> None:
-        try:
-            self.session.flush()
-        except IntegrityError as e:
-            self.session.rollback()
-            raise DuplicateKey(_integrity_message(e)) from e
+        repos.flush(self.session)
 
     def commit(self) -> None:
         try:
             self.session.commit()
         except IntegrityError as e:
             self.session.rollback()
-            raise DuplicateKey(_integrity_message(e)) from e
+            raise duplicate_key(e) from e
         except OperationalError as e:  # pragma: no cover - needs a lock held past the busy timeout
             self.session.rollback()
             raise DatabaseBusy("the database is busy; try again") from e
@@ -86,18 +83,8 @@ class SqlUnitOfWork:
         self.session.rollback()
 
 
-def _integrity_message(e: IntegrityError) -> str:
-    text = str(e.orig).lower()
-    for column in ("email", "phone", "number", "username", "name", "transaction_id", "visit_code"):
-        if column in text:
-            return f"a record with this {column.replace('_', ' ')} already exists"
-    if "primary" in text or "pk_" in text or "unique" in text:
-        return "this record already exists"
-    return "the change conflicts with data already stored"
-
-
-def uow_factory(db: Database):
+def uow_factory(db: Database, now=None):
     def make(read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(db, read_only=read_only)
+        return SqlUnitOfWork(db, read_only=read_only, now=now)
 
     return make

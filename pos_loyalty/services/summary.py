@@ -22,18 +22,23 @@ def greeting_name(customer) -> str | None:
 
 
 def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Programme) -> dict[str, Any]:
+    """Balance, tier and the distance to the next, next reward, rewards redeemable now, next expiry.
+
+    Three reads: the rolling spend, the active rewards, and (only when there are points that could
+    expire) the ledger, replayed to find the open lots.
+    """
     now = shop.now()
     today = shop.local_date(now)
     rolling = uow.transactions.rolling_spend(customer.id, now - ROLLING)
     tier = programme.tier_for(rolling)
     nxt = programme.next_tier(rolling)
-    lots = replay(uow.ledger.entries(customer.id))
-    expiry = lots.next_expiry(now)
-    offers = [offer_of(r) for r in uow.rewards.all(active_only=True)]
-    offers = [o for o in offers if o.available(today, tier.code)]
     balance = customer.balance
+    # A balance of zero or less leaves no open lot (a deficit is only ever left once every lot is
+    # used up), so there is nothing to expire and no need to read the ledger.
+    expiry = replay(uow.ledger.entries(customer.id)).next_expiry(now) if balance > 0 else None
+    offers = [o for o in map(offer_of, uow.rewards.all(active_only=True)) if o.available(today, tier.code)]
     redeemable = [o for o in offers if o.points_cost <= balance] if balance > 0 else []
-    ahead = sorted((o for o in offers if o.points_cost > balance), key=lambda o: (o.points_cost, o.id))
+    ahead = min((o for o in offers if o.points_cost > balance), key=lambda o: (o.points_cost, o.id), default=None)
     return {
         "balance": balance,
         "tier": {
@@ -49,13 +54,12 @@ def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Program
             else None
         ),
         "next_reward": (
-            {"id": ahead[0].id, "name": ahead[0].name, "points_cost": ahead[0].points_cost, "points_needed": ahead[0].points_cost - max(balance, 0)}
+            {"id": ahead.id, "name": ahead.name, "points_cost": ahead.points_cost, "points_needed": ahead.points_cost - max(balance, 0)}
             if ahead
             else None
         ),
         "rewards_redeemable": [{"id": o.id, "name": o.name, "points_cost": o.points_cost, "kind": o.kind} for o in redeemable],
         "birthday_week": in_birthday_week(today, customer.birthday, programme.birthday_window_days),
-        "ledger_balance": lots.balance,
     }
 
 
@@ -89,22 +93,24 @@ def card_summary(shop: Shop, card_number: str) -> dict[str, Any]:
         if card is None:
             raise NotFound(f"no customer has the card {card_number}", field="card_number")
         customer = uow.customers.get(card.customer_id)
-        if card.status != "active":
-            raise Conflict(
-                "this card is blocked (reported lost); the customer's account has a newer card",
-                field="card_number",
-                customer_id=customer.id if customer else None,
-            )
         if customer is None or customer.erased_at is not None:
             raise NotFound("this card's account was erased at the customer's request", field="card_number")
-        programme = current_programme(uow)
-        position = points_position(uow, shop, customer, programme=programme)
+        cards = uow.cards.of_customer(customer.id)
+        if card.status != "active":
+            newer = any(c.status == "active" for c in cards)
+            raise Conflict(
+                f"this card is blocked ({card.blocked_reason or 'lost'}); "
+                + ("ask for the customer's new card" if newer else "issue the customer a new card: the account and its points are kept"),
+                field="card_number",
+                customer_id=customer.id,
+            )
+        position = points_position(uow, shop, customer, programme=current_programme(uow))
         last_visit = uow.transactions.last_visit(customer.id)
         return {
             "card": {"number": card.number, "masked": mask_card_number(card.number), "status": card.status},
-            "customer": customer_dict(customer, uow.cards.of_customer(customer.id)),
+            "customer": customer_dict(customer, cards),
             "greeting_name": greeting_name(customer),
-            **{k: v for k, v in position.items() if k != "ledger_balance"},
+            **position,
             "favourites": [
                 {"sku": f.sku, "description": f.description, "visits": f.visits} for f in uow.products.favourites(customer.id)
             ],

@@ -11,14 +11,13 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from ..domain import earning as E
-from ..domain.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
+from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidInput, NotFound
 from ..domain.ledger import expiry_for, in_birthday_week
 from ..domain.programme import Programme
-from ..persistence.uow import DuplicateKey
 from .context import Shop, UnitOfWork
 from .programme import current_programme, offer_of, programme_version
 from .summary import greeting_name, points_position
@@ -68,11 +67,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (dt.date, tuple)):
         return str(value)
     raise TypeError(type(value))
-
-
-def _quantity(milli: int) -> str:
-    whole, frac = divmod(milli, E.MILLI)
-    return str(whole) if not frac else f"{whole}.{frac:03d}".rstrip("0")
 
 
 def _new_visit_code() -> str:
@@ -216,8 +210,7 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
         )
         if customer is not None:
             _write_sale_ledger(uow, shop, programme, customer, request, applied, earning)
-            for ln in lines:
-                uow.products.record(customer.id, ln.sku, ln.description, ln.quantity_milli, request.occurred_at, 1)
+            _remember_products(uow, customer, lines, request.occurred_at)
         response = transaction_view(uow, shop, request.id, till_name=till_name, balance_before=balance_before, earning=earning if customer else None)
         uow.transactions.set_response(request.id, response)
         uow.commit()
@@ -268,8 +261,7 @@ def _write_sale_ledger(uow, shop: Shop, programme: Programme, customer, request:
 def record_return(
     shop: Shop, original_id: str, request: ReturnRequest, *, till_id: int | None, till_name: str | None = None
 ) -> dict[str, Any]:
-    request_hash = fingerprint(request) + ":" + original_id
-    request_hash = hashlib.sha256(request_hash.encode()).hexdigest()
+    request_hash = hashlib.sha256(f"{original_id}:{fingerprint(request)}".encode()).hexdigest()
     return _with_retry(lambda: _record_return(shop, original_id, request, request_hash, till_id, till_name))
 
 
@@ -285,35 +277,32 @@ def _record_return(shop: Shop, original_id: str, request: ReturnRequest, request
         existing = uow.transactions.get(request.id)
         if existing is not None:
             return _replay(existing, request_hash, "return")
-        original = uow.transactions.get(original_id)
+        # Lock order everywhere: the sale row, then the customer. Two returns of one sale queue here.
+        original = uow.transactions.get_for_update(original_id)
         if original is None:
             raise NotFound(f"there is no transaction {original_id}", field="transaction_id")
         if original.kind != "sale":
             raise InvalidInput("only a sale can be returned", field="transaction_id")
+        existing = uow.transactions.get(request.id)  # another till may have committed it while we waited
+        if existing is not None:
+            return _replay(existing, request_hash, "return")
         customer = None
         if original.customer_id is not None:
             customer = uow.customers.get_for_update(original.customer_id)
-            existing = uow.transactions.get(request.id)
-            if existing is not None:
-                return _replay(existing, request_hash, "return")
         programme = programme_version(uow, original.programme_version_id)
         rows = uow.transactions.lines(original.id)
-        by_id = {r.id: r for r in rows}
-        line_id = {r.line_no: r.id for r in rows}
-        already = {by_id[k].line_no: v for k, v in uow.transactions.returned_quantities(original.id).items()}
+        line_no_of = {r.id: r.line_no for r in rows}
+        line_id_of = {r.line_no: r.id for r in rows}
+        before = {line_no_of[k]: v for k, v in uow.transactions.returned_quantities(original.id).items()}
         sale_lines = _sale_lines(rows)
-        returned = E.return_lines(sale_lines, already, request.lines, programme)
-
-        after = dict(already)
+        returned = E.return_lines(sale_lines, before, request.lines, programme)
+        after = dict(before)
         for r in returned:
             after[r.original.line_no] = after.get(r.original.line_no, 0) + r.quantity_milli
-        full = all(after.get(ln.line_no, 0) >= ln.quantity_milli for ln in sale_lines)
-        points_back = sum(r.points for r in returned)
         paid_back = sum(r.paid for r in returned)
-        eligible_back = sum(r.paid for r in returned if r.eligible) if customer is not None else 0
         balance_before = customer.balance if customer is not None else 0
 
-        uow.transactions.add(
+        tx = uow.transactions.add(
             id=request.id,
             kind="return",
             original_id=original.id,
@@ -327,7 +316,7 @@ def _record_return(shop: Shop, original_id: str, request: ReturnRequest, request
             subtotal=-paid_back,
             discount=0,
             total=-paid_back,
-            eligible_spend=-eligible_back,
+            eligible_spend=-sum(r.paid for r in returned if r.eligible),
             points_earned=0,
             points_redeemed=0,
             programme_version_id=original.programme_version_id,
@@ -347,45 +336,43 @@ def _record_return(shop: Shop, original_id: str, request: ReturnRequest, request
                     "reward_discount": 0,
                     "paid": -r.paid,
                     "points": -r.points,
-                    "original_line_id": line_id[r.original.line_no],
+                    "original_line_id": line_id_of[r.original.line_no],
                 }
                 for n, r in enumerate(returned, start=1)
             ]
         )
         if customer is not None:
-            change = _write_return_ledger(uow, shop, programme, customer, original, request, sale_lines, after, points_back, full)
-            uow.transactions.get(request.id).points_earned = change
-            for r in returned:
-                fully_back = after[r.original.line_no] >= r.original.quantity_milli
-                uow.products.record(customer.id, r.original.sku, r.original.description, -r.quantity_milli, request.occurred_at, -1 if fully_back else 0)
+            tx.points_earned = _write_return_ledger(uow, shop, programme, customer, original, request, sale_lines, returned, after)
+            _forget_returned_products(uow, customer, request, sale_lines, returned, after)
         response = transaction_view(uow, shop, request.id, till_name=till_name, balance_before=balance_before)
         uow.transactions.set_response(request.id, response)
         uow.commit()
         return response
 
 
-def _write_return_ledger(uow, shop, programme, customer, original, request, sale_lines, after, points_back, full) -> int:
-    """Reverse what the returned lines earned; bonuses the sale no longer qualifies for; and on a
-    full return, give back the points spent on the sale. Returns the net change."""
+def _write_return_ledger(uow, shop: Shop, programme: Programme, customer, original, request: ReturnRequest, sale_lines, returned, after) -> int:
+    """Reverse what the returned lines earned and the promotion bonuses the sale no longer reaches;
+    once everything is back, every bonus of the sale too and the points spent on it are given
+    back, so a sale and its full return net zero. Returns the net change to the balance."""
     now = shop.now()
     sale_entries = uow.ledger.of_transaction(original.id)
-    reversed_lots = {e.lot_id for ret in uow.transactions.returns_of(original.id) for e in uow.ledger.of_transaction(ret.id)}
-    earn_entry = next((e for e in sale_entries if e.kind == "earn"), None)
+    taken_back = {e.lot_id for ret in uow.transactions.returns_of(original.id) for e in uow.ledger.of_transaction(ret.id)}
+    full = all(after.get(ln.line_no, 0) >= ln.quantity_milli for ln in sale_lines)
+    day = shop.local_date(original.occurred_at)
+    still_reached = {b.reason for b in E.promotion_bonuses(sale_lines, programme, day, after)}
     change = 0
 
-    def add(kind, cause, points, **kw):
+    def add(kind: str, cause: str, points: int, **kw) -> None:
         nonlocal change
         uow.ledger.add(customer_id=customer.id, kind=kind, cause=cause, points=points, created_at=now, transaction_id=request.id, **kw)
         change += points
 
+    points_back = sum(r.points for r in returned)
     if points_back:
-        add("reverse", "return", -points_back, lot_id=earn_entry.id if earn_entry else None, reason=f"return of {original.id}")
-    day = shop.local_date(original.occurred_at)
-    still_qualifying = {b.reason for b in E.promotion_bonuses(E.kept_lines(sale_lines, after), programme, day)}
+        earned = next((e for e in sale_entries if e.kind == "earn"), None)
+        add("reverse", "return", -points_back, lot_id=earned.id if earned else None, reason=f"return of {original.id}")
     for entry in sale_entries:
-        if entry.kind != "bonus" or entry.id in reversed_lots:
-            continue
-        if full or (entry.cause == "promotion" and entry.reason not in still_qualifying):
+        if entry.kind == "bonus" and entry.id not in taken_back and (full or (entry.cause == "promotion" and entry.reason not in still_reached)):
             add("reverse", entry.cause, -entry.points, lot_id=entry.id, reason=f"{entry.reason} taken back with the return of {original.id}")
     if full:
         expires = expiry_for(now, programme.expiry_months, shop.timezone)
@@ -396,13 +383,38 @@ def _write_return_ledger(uow, shop, programme, customer, original, request, sale
     return change
 
 
+def _remember_products(uow, customer, lines, at: dt.datetime) -> None:
+    """The favourites: a product counts one visit per sale, however many lines it was scanned on."""
+    bought: dict[str, tuple[str, int]] = {}
+    for ln in lines:
+        description, quantity = bought.get(ln.sku, (ln.description, 0))
+        bought[ln.sku] = (description, quantity + ln.quantity_milli)
+    for sku, (description, quantity) in bought.items():
+        uow.products.record(customer.id, sku, description, quantity, at, 1)
+
+
+def _forget_returned_products(uow, customer, request: ReturnRequest, sale_lines, returned, after) -> None:
+    """The favourites follow the returns: the quantity goes down, and a product given back in full
+    no longer counts as bought on that visit."""
+    back: dict[str, tuple[str, int]] = {}
+    for r in returned:
+        description, quantity = back.get(r.original.sku, (r.original.description, 0))
+        back[r.original.sku] = (description, quantity + r.quantity_milli)
+    for sku, (description, quantity) in back.items():
+        all_back = all(after.get(ln.line_no, 0) >= ln.quantity_milli for ln in sale_lines if ln.sku == sku)
+        uow.products.record(customer.id, sku, description, -quantity, request.occurred_at, -1 if all_back else 0)
+
+
 # -- claim -----------------------------------------------------------------------------------------
 
 
 def claim_transaction(shop: Shop, transaction_id: str, card_number: str) -> dict[str, Any]:
-    """A card shown after an anonymous sale collects the points that sale would have earned, once."""
+    """A card shown after an anonymous sale collects the points that sale would have earned, once:
+    under the programme version and tier of the sale, expiring as if earned at the sale."""
     with shop.uow() as uow:
-        tx = uow.transactions.get(transaction_id)
+        # Lock order everywhere: the sale row, then the customer. A second claim of the same sale
+        # (with any card) waits here and then reads the sale as the first one left it.
+        tx = uow.transactions.get_for_update(transaction_id)
         if tx is None:
             raise NotFound(f"there is no transaction {transaction_id}", field="transaction_id")
         if tx.kind != "sale":
@@ -411,32 +423,32 @@ def claim_transaction(shop: Shop, transaction_id: str, card_number: str) -> dict
             raise Conflict("this sale already belongs to a customer", field="transaction_id")
         if uow.transactions.returns_of(tx.id):
             raise Conflict("this sale has been returned, so it cannot be claimed", field="transaction_id")
-        _, customer = _load_card_customer(uow, card_number)
-        tx = uow.transactions.get(transaction_id)
-        if tx.customer_id is not None:
-            raise Conflict("this sale already belongs to a customer", field="transaction_id")
-        programme = programme_version(uow, tx.programme_version_id)
         window = dt.timedelta(days=current_programme(uow).claim_window_days)
-        if shop.now() - tx.occurred_at > window:
+        now = shop.now()
+        if now - tx.occurred_at > window:
             raise Conflict(f"a sale can be claimed within {window.days} days; this one is older", field="transaction_id")
+        _, customer = _load_card_customer(uow, card_number)
+        programme = programme_version(uow, tx.programme_version_id)
         rows = uow.transactions.lines(tx.id)
-        rolling = uow.transactions.rolling_spend(customer.id, tx.occurred_at - ROLLING)
-        earning = E.compute_earning(_sale_lines(rows), programme, tier=programme.tier_for(rolling), day=shop.local_date(tx.occurred_at))
+        spend_before_sale = uow.transactions.rolling_spend(customer.id, tx.occurred_at - ROLLING) - uow.transactions.rolling_spend(
+            customer.id, tx.occurred_at
+        )
+        earning = E.compute_earning(
+            _sale_lines(rows), programme, tier=programme.tier_for(spend_before_sale), day=shop.local_date(tx.occurred_at)
+        )
         for row, line in zip(rows, earning.lines):
             row.points = line.points
         balance_before = customer.balance
-        tx.customer_id, tx.card_number, tx.claimed_at = customer.id, card_number, shop.now()
+        tx.customer_id, tx.card_number, tx.claimed_at = customer.id, card_number, now
         tx.eligible_spend = earning.eligible_spend
         tx.points_earned = earning.total
         expires = expiry_for(tx.occurred_at, programme.expiry_months, shop.timezone)
-        now = shop.now()
         if earning.line_points:
             uow.ledger.add(customer_id=customer.id, kind="earn", cause="claim", points=earning.line_points, created_at=now, expires_at=expires, transaction_id=tx.id)
         for bonus in earning.bonuses:
             uow.ledger.add(customer_id=customer.id, kind="bonus", cause=bonus.cause, points=bonus.points, created_at=now, expires_at=expires, transaction_id=tx.id, reason=bonus.reason)
         uow.customers.add_to_balance(customer, earning.total)
-        for row in rows:
-            uow.products.record(customer.id, row.sku, row.description, row.quantity_milli, tx.occurred_at, 1)
+        _remember_products(uow, customer, rows, tx.occurred_at)
         response = transaction_view(uow, shop, tx.id, balance_before=balance_before, earning=earning)
         uow.transactions.set_response(tx.id, {**tx.response, **{k: response[k] for k in ("customer", "lines", "points", "tier", "next_expiry", "next_reward", "birthday_week")}})
         uow.commit()
@@ -495,7 +507,7 @@ def transaction_view(
                 "sku": ln.sku,
                 "description": ln.description,
                 "category": ln.category,
-                "quantity": _quantity(ln.quantity_milli),
+                "quantity": E.format_quantity(ln.quantity_milli),
                 "unit_price": ln.unit_price,
                 "line_discount": ln.line_discount,
                 "reward_discount": ln.reward_discount,
