@@ -24,8 +24,9 @@ class ConfigError(Exception):
     """Configuration that cannot work; the message is one sentence for the person starting it."""
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "pos-loyalty"
 
 
@@ -82,15 +83,23 @@ def mask_password(url: str) -> str:
 _FIELDS = {f.name: f for f in fields(Settings)}
 
 
-def _coerce(name: str, value: Any) -> Any:
+_KIND_WORDS = {"Path": "a directory path", "int": "a whole number", "bool": "true or false", "str": "a text"}
+
+
+def _coerce(name: str, value: Any, source: str = "") -> Any:
+    """Read one setting from TOML (typed) or the environment (text); refuse what it cannot be."""
     kind = _FIELDS[name].type
     try:
+        if isinstance(value, (dict, list, float)):
+            raise ValueError
         if kind == "Path":
+            if not isinstance(value, (str, Path)) or not str(value).strip():
+                raise ValueError
             return Path(str(value)).expanduser()
         if kind == "int":
             if isinstance(value, bool):
                 raise ValueError
-            return int(value)
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
         if kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -100,9 +109,12 @@ def _coerce(name: str, value: Any) -> Any:
             if text in {"0", "false", "no", "off"}:
                 return False
             raise ValueError
-        return str(value)
+        if not isinstance(value, str):
+            raise ValueError
+        return value
     except (TypeError, ValueError):
-        raise ConfigError(f"Setting {name} must be a {kind.lower()}, not {value!r}.") from None
+        where = f" (from {source})" if source else ""
+        raise ConfigError(f"The setting {name}{where} must be {_KIND_WORDS[kind]}, not {value!r}.") from None
 
 
 def load_settings(
@@ -117,42 +129,77 @@ def load_settings(
 
     path = config_file or environ.get(ENV_PREFIX + "CONFIG")
     if path:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"The configuration file {path} does not exist.") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
-        section = data.get("pos_loyalty", data)
-        for key, value in section.items():
-            if key not in _FIELDS:
-                raise ConfigError(f"The configuration file {path} has an unknown setting {key!r}.")
-            values[key] = _coerce(key, value)
+        values.update(_read_toml(str(path)))
 
     for name in _FIELDS:
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ and environ[env_name] != "":
-            values[name] = _coerce(name, environ[env_name])
+            values[name] = _coerce(name, environ[env_name], env_name)
 
     for key, value in (overrides or {}).items():
         if key not in _FIELDS:
             raise ConfigError(f"Unknown setting {key!r}.")
         values[key] = _coerce(key, value)
 
+    values.setdefault("data_dir", default_data_dir(environ))
     settings = Settings(**values)
     validate(settings)
     return settings
 
 
+def _read_toml(path: str) -> dict[str, Any]:
+    """The settings in a TOML file: at the top level, or in a ``[pos_loyalty]`` table."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"The configuration file {path} does not exist.") from None
+    except OSError as exc:
+        raise ConfigError(f"The configuration file {path} cannot be read: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"The configuration file {path} is not valid TOML: it is not UTF-8 text.") from None
+    section = data
+    if "pos_loyalty" in data:
+        section = data["pos_loyalty"]
+        others = sorted(set(data) - {"pos_loyalty"})
+        if not isinstance(section, dict):
+            raise ConfigError(f"In the configuration file {path}, pos_loyalty must be a table of settings.")
+        if others:
+            raise ConfigError(f"The configuration file {path} has an unknown setting {others[0]!r} outside [pos_loyalty].")
+    values = {}
+    for key, value in section.items():
+        if key not in _FIELDS:
+            raise ConfigError(f"The configuration file {path} has an unknown setting {key!r}.")
+        values[key] = _coerce(key, value, path)
+    return values
+
+
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _check_database_url(url: str) -> None:
+    scheme, sep, rest = url.partition("://")
+    if url.startswith(SQLITE_PREFIX):
+        path = url[len(SQLITE_PREFIX):].split("?", 1)[0]
+        if path and path != ":memory:":
+            return
+    elif sep and scheme in POSTGRES_SCHEMES and rest:
+        return
+    raise ConfigError(
+        f"The database URL {mask_password(url)} is not supported; use sqlite:///PATH/TO/FILE or postgresql://USER:PASSWORD@HOST/DATABASE."
+    )
+
+
 def validate(s: Settings) -> None:
-    url = s.effective_database_url
-    if not (url.startswith("sqlite:///") or url.startswith("postgresql")):
-        raise ConfigError(
-            f"The database URL {mask_password(url)} is not supported; use sqlite:///PATH or postgresql+psycopg://..."
-        )
-    if not (1 <= s.port <= 65535):
-        raise ConfigError(f"The port must be between 1 and 65535, not {s.port}.")
+    _check_database_url(s.effective_database_url)
+    if not s.host.strip():
+        raise ConfigError("The host to listen on is empty; use 127.0.0.1 (this machine only) or 0.0.0.0 (every network).")
+    if not (0 <= s.port <= 65535):
+        raise ConfigError(f"The port must be between 1 and 65535 (or 0 for any free port), not {s.port}.")
     if not (1 <= s.threads <= 64):
         raise ConfigError(f"The number of server threads must be between 1 and 64, not {s.threads}.")
     try:
@@ -170,7 +217,9 @@ def validate(s: Settings) -> None:
             f"The card prefix must be two digits from 20 to 29 (the in-store EAN range), not {s.card_prefix!r}."
         )
     if s.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
-        raise ConfigError("sqlite_synchronous must be FULL, EXTRA or NORMAL.")
+        raise ConfigError(f"sqlite_synchronous must be FULL, EXTRA or NORMAL, not {s.sqlite_synchronous!r}.")
+    if s.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"The log level must be one of {', '.join(LOG_LEVELS)}, not {s.log_level!r}.")
     if s.printer_columns not in {32, 42, 48}:
         raise ConfigError(f"printer_columns must be 32, 42 or 48, not {s.printer_columns}.")
 

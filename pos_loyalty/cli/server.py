@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
+import sys
 
 import click
 
@@ -13,7 +13,35 @@ log = logging.getLogger("pos_loyalty.server")
 
 
 def describe(settings) -> str:
+    """Where this till keeps its data, printed at start-up (the database password masked)."""
     return f"data directory: {settings.data_dir}\ndatabase: {settings.masked_database_url}"
+
+
+def say(text: str) -> None:
+    """Print a line and flush it at once, so a supervisor or a pipe sees it while we run."""
+    click.echo(text)
+    sys.stdout.flush()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def require_current_schema(services) -> None:
+    """Refuse to work on a database we cannot reach or whose schema is not the newest."""
+    from ..persistence.migrate import current_revision, head_revision
+
+    try:
+        revision = current_revision(services.db.reader)
+    except Exception as exc:  # unreachable, wrong password, not a database: say which and why
+        raise click.ClickException(f"could not open the database: {_first_line(exc)}") from None
+    head = head_revision()
+    if revision != head:
+        raise click.ClickException(
+            f"the database schema is at revision {revision or 'none (empty database)'}, not {head}; "
+            "run `pos-loyalty init` first"
+        )
 
 
 @main.command()
@@ -22,52 +50,77 @@ def init(ctx: Context) -> None:
     """Create the database, or upgrade it to the newest schema. Safe to run again."""
     from ..persistence.migrate import upgrade_to_head
 
-    click.echo(describe(ctx.settings))
+    say(describe(ctx.settings))
+    db = ctx.services.db
     try:
-        before, after = upgrade_to_head(ctx.services.db.writer)
+        before, after = upgrade_to_head(db.writer)
     except Exception as exc:  # a database we cannot reach or write: say which and why
-        raise click.ClickException(f"could not prepare the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+        raise click.ClickException(f"could not prepare the database: {_first_line(exc)}") from None
+    finally:
+        db.dispose()
     if before == after:
-        click.echo(f"schema already current (revision {after})")
+        say(f"schema already current (revision {after})")
     elif before is None:
-        click.echo(f"database created (revision {after})")
+        say(f"database created (revision {after})")
     else:
-        click.echo(f"schema upgraded from {before} to {after}")
+        say(f"schema upgraded from {before} to {after}")
+
+
+def _listen(app, host: str, port: int, threads: int):
+    """A waitress server bound to host:port; returns it and the (host, port) pairs it listens on."""
+    from waitress import create_server
+
+    try:
+        server = create_server(app, host=host, port=port, threads=threads, ident="pos-loyalty")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None
+    listening = getattr(server, "effective_listen", None) or [(server.effective_host, server.effective_port)]
+    return server, listening
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @main.command()
-@click.option("--host", help="Address to listen on (default 127.0.0.1, or the host setting).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 8080, or the port setting).")
+@click.option("--host", help="Address to listen on (default 127.0.0.1: this machine only; or the host setting).")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="Port to listen on (default 8080, or the port setting; 0 picks a free port).")
 @pass_ctx
 def serve(ctx: Context, host: str | None, port: int | None) -> None:
-    """Serve the till API, the cashier screen and the manager panel under waitress."""
-    from waitress import create_server
+    """Serve the till API, the cashier screen and the manager panel under waitress.
 
+    Logs one line per request (card numbers masked) to standard error; stops cleanly on SIGTERM
+    or Ctrl-C.
+    """
     from ..app import create_app
     from ..jobs import DailyJobs
-    from ..persistence.migrate import current_revision, head_revision
     from ..wsgi_logging import RequestLog
 
     settings = ctx.settings
-    host = host or settings.host
-    port = port or settings.port
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its "Context impl ..." says nothing to the shop
+    say(describe(settings))
     app = create_app(settings)
     services = app.extensions["pos_loyalty"]
-    revision = current_revision(services.db.reader)
-    if revision != head_revision():
-        raise click.ClickException(
-            f"the database schema is at {revision or 'nothing'}, not {head_revision()}; run `pos-loyalty init` first"
-        )
-    jobs = DailyJobs(services) if settings.run_daily_expiry else None
-    server = create_server(RequestLog(app), host=host, port=port, threads=settings.threads, ident="pos-loyalty")
-    click.echo(describe(settings))
-    click.echo(f"panel: http://{host}:{server.effective_port}/   API: http://{host}:{server.effective_port}/api/v1/", nl=True)
+    try:
+        require_current_schema(services)
+        server, listening = _listen(RequestLog(app), host, port, settings.threads)
+    except click.ClickException:
+        services.db.dispose()
+        raise
+    for address, bound_port in listening:
+        base = _url(address, bound_port)
+        say(f"panel: {base}/   API: {base}/api/v1/")
 
     def stop(signum, _frame):
         log.info("stopping on signal %s", signum)
-        raise SystemExit(0)
+        raise SystemExit(0)  # waitress's loop takes this as the sign to shut down
 
+    jobs = DailyJobs(services) if settings.run_daily_expiry else None
     signal.signal(signal.SIGTERM, stop)
     if jobs:
         jobs.start()
@@ -77,4 +130,4 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
         if jobs:
             jobs.stop()
         services.db.dispose()
-        click.echo("stopped")
+        say("stopped")
