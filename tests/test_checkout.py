@@ -155,3 +155,12 @@ def test_unknown_and_blocked_cards(api):
     r = api.post("/transactions", json=sale(line(), card=anna["card"]))
     assert r.status_code == 409
     assert "blocked" in r.get_json()["detail"]
+
+
+def test_the_rewards_catalogue_lists_the_active_rewards(api, shop):
+    coffee = reward(shop, "Free coffee", points_cost=50)
+    reward(shop, "Old voucher", kind="amount_off", amount=100, points_cost=10, active=False)
+    r = api.get("/rewards")
+    assert r.status_code == 200
+    assert [x["name"] for x in r.get_json()] == ["Free coffee"]
+    assert r.get_json()[0]["id"] == coffee["id"]

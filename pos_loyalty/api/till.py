@@ -235,7 +235,7 @@ def claim(data, transaction_id):
 @blp.response(200, S.RewardOut(many=True))
 def rewards():
     """The rewards catalogue (active rewards)."""
-    return [r for r in programme_svc.list_rewards(shop()) if r["active"]]
+    return programme_svc.list_rewards(shop(), active_only=True)
 
 
 @blp.route("/feedback", methods=["POST"])

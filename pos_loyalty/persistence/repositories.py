@@ -336,18 +336,29 @@ class Ledger(_Repo):
 
 
 class CustomerProducts(_Repo):
-    def record(self, customer_id: int, sku: str, description: str, quantity_milli: int, at: dt.datetime, visit: int) -> None:
-        row = self.s.get(m.CustomerProduct, (customer_id, sku))
-        if row is None:
-            row = m.CustomerProduct(
-                customer_id=customer_id, sku=sku, description=description, visits=0, quantity_milli=0, last_bought_at=at
+    def record(self, customer_id: int, changes: Sequence[tuple[str, str, int, int]], at: dt.datetime) -> None:
+        """Apply (sku, description, quantity_milli, visits) changes for one basket: one read for all."""
+        if not changes:
+            return
+        skus = [sku for sku, *_ in changes]
+        rows = {
+            r.sku: r
+            for r in self.s.scalars(
+                select(m.CustomerProduct).where(m.CustomerProduct.customer_id == customer_id, m.CustomerProduct.sku.in_(skus))
             )
-            self.s.add(row)
-        row.visits = max(0, row.visits + visit)
-        row.quantity_milli = max(0, row.quantity_milli + quantity_milli)
-        if visit > 0:
-            row.description = description
-            row.last_bought_at = max(row.last_bought_at, at)
+        }
+        for sku, description, quantity_milli, visit in changes:
+            row = rows.get(sku)
+            if row is None:
+                row = rows[sku] = m.CustomerProduct(
+                    customer_id=customer_id, sku=sku, description=description, visits=0, quantity_milli=0, last_bought_at=at
+                )
+                self.s.add(row)
+            row.visits = max(0, row.visits + visit)
+            row.quantity_milli = max(0, row.quantity_milli + quantity_milli)
+            if visit > 0:
+                row.description = description
+                row.last_bought_at = max(row.last_bought_at, at)
 
     def favourites(self, customer_id: int, limit: int = 5) -> list[m.CustomerProduct]:
         return list(

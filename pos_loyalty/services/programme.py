@@ -10,19 +10,27 @@ from ..domain.programme import DEFAULT_PROGRAMME, Programme
 from .context import Shop, UnitOfWork
 
 
+_parsed: dict[tuple[int, str], Programme] = {}  # versions never change once written
+
+
+def _parse(row) -> Programme:
+    key = (row.id, repr(sorted(row.data.items())))
+    programme = _parsed.get(key)
+    if programme is None:
+        programme = _parsed[key] = Programme.from_dict(row.data, version_id=row.id)
+    return programme
+
+
 def current_programme(uow: UnitOfWork) -> Programme:
     """The newest saved version; the built-in defaults until a manager saves one."""
     row = uow.programmes.latest()
-    if row is None:
-        return DEFAULT_PROGRAMME
-    return Programme.from_dict(row.data, version_id=row.id)
+    return DEFAULT_PROGRAMME if row is None else _parse(row)
 
 
 def programme_version(uow: UnitOfWork, version_id: int | None) -> Programme:
     if version_id is None:
         return DEFAULT_PROGRAMME
-    row = uow.programmes.get(version_id)
-    return Programme.from_dict(row.data, version_id=row.id)
+    return _parse(uow.programmes.get(version_id))
 
 
 def get_programme(shop: Shop) -> Programme:
@@ -128,12 +136,9 @@ def update_reward(shop: Shop, reward_id: int, fields: dict[str, Any], *, actor: 
         return reward_dict(row)
 
 
-def list_rewards(shop: Shop, *, available_on: dt.date | None = None) -> list[dict[str, Any]]:
+def list_rewards(shop: Shop, *, active_only: bool = False) -> list[dict[str, Any]]:
     with shop.uow(read_only=True) as uow:
-        rows = uow.rewards.all()
-    if available_on is not None:
-        rows = [r for r in rows if offer_of(r).available(available_on, None) or (r.active and r.tiers)]
-    return [reward_dict(r) for r in rows]
+        return [reward_dict(r) for r in uow.rewards.all(active_only=active_only)]
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

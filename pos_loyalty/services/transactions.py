@@ -389,8 +389,7 @@ def _remember_products(uow, customer, lines, at: dt.datetime) -> None:
     for ln in lines:
         description, quantity = bought.get(ln.sku, (ln.description, 0))
         bought[ln.sku] = (description, quantity + ln.quantity_milli)
-    for sku, (description, quantity) in bought.items():
-        uow.products.record(customer.id, sku, description, quantity, at, 1)
+    uow.products.record(customer.id, [(sku, desc, qty, 1) for sku, (desc, qty) in bought.items()], at)
 
 
 def _forget_returned_products(uow, customer, request: ReturnRequest, sale_lines, returned, after) -> None:
@@ -400,9 +399,11 @@ def _forget_returned_products(uow, customer, request: ReturnRequest, sale_lines,
     for r in returned:
         description, quantity = back.get(r.original.sku, (r.original.description, 0))
         back[r.original.sku] = (description, quantity + r.quantity_milli)
+    changes = []
     for sku, (description, quantity) in back.items():
         all_back = all(after.get(ln.line_no, 0) >= ln.quantity_milli for ln in sale_lines if ln.sku == sku)
-        uow.products.record(customer.id, sku, description, -quantity, request.occurred_at, -1 if all_back else 0)
+        changes.append((sku, description, -quantity, -1 if all_back else 0))
+    uow.products.record(customer.id, changes, request.occurred_at)
 
 
 # -- claim -----------------------------------------------------------------------------------------
