@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any, Callable
 
 from .services.points import expire_points
 
@@ -11,11 +12,21 @@ DAY_SECONDS = 24 * 3600
 
 
 class DailyJobs:
-    """Runs the expiry job at start-up and then once a day, on its own thread, until stopped."""
+    """Runs the expiry job at start-up and then once a day, on its own thread, until stopped.
 
-    def __init__(self, services, interval: float = DAY_SECONDS) -> None:
+    ``on_run`` (optional) is called after every run with its result, or with None when the run
+    failed; a test waits on it instead of sleeping.
+    """
+
+    def __init__(
+        self,
+        services,
+        interval: float = DAY_SECONDS,
+        on_run: Callable[[dict[str, Any] | None], None] | None = None,
+    ) -> None:
         self.services = services
         self.interval = interval
+        self.on_run = on_run
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pos-loyalty-daily", daemon=True)
 
@@ -24,13 +35,20 @@ class DailyJobs:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            result = None
             try:
                 result = expire_points(self.services.shop)
                 log.info("expiry run: %(points)s points expired for %(customers)s customers", result)
             except Exception:  # keep serving; the next run will try again
                 log.exception("expiry run failed")
+            if self.on_run is not None:
+                try:
+                    self.on_run(result)
+                except Exception:
+                    log.exception("the expiry run's on_run callback failed")
             self._stop.wait(self.interval)

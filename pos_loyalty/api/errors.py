@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..domain.errors import LoyaltyError
 
@@ -90,4 +90,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # pragma: no cover - a bug; logged with its traceback
         log.exception("unexpected error on %s %s", request.method, request.path)
+        if not wants_problem() and app.extensions.get("pos_loyalty_html_errors"):
+            return app.extensions["pos_loyalty_html_errors"](InternalServerError())
         return problem(500, "something went wrong on our side; the request changed nothing")

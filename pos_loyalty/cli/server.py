@@ -118,6 +118,7 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     def stop(signum, _frame):
         log.info("stopping on signal %s", signum)
+        app.extensions["pos_loyalty_web"].stop()  # end open cashier-screen streams so threads can stop
         raise SystemExit(0)  # waitress's loop takes this as the sign to shut down
 
     jobs = DailyJobs(services) if settings.run_daily_expiry else None

@@ -97,6 +97,20 @@ def replay(entries: Iterable[Entry]) -> Lots:
     return Lots([lot for lot in lots if lot.remaining], deficit)
 
 
+def still_reversible(entries: Iterable[Entry], lot_id: int) -> int:
+    """How many of a lot's points a return can still take back: what the entry wrote, less what
+    expired from it and what earlier reversals aimed at it already took. Points spent from the lot
+    stay reversible (the customer had their value); points that expired do not (they are gone
+    already, and taking them twice would charge the customer for nothing)."""
+    written = taken = 0
+    for entry in entries:
+        if entry.id == lot_id:
+            written = entry.points
+        elif entry.lot_id == lot_id and entry.kind in ("expire", "reverse"):
+            taken += -entry.points
+    return max(0, written - taken)
+
+
 def add_months(day: dt.date, months: int) -> dt.date:
     month0 = day.month - 1 + months
     year, month = day.year + month0 // 12, month0 % 12 + 1

@@ -74,9 +74,14 @@ def add_user(shop: Shop, username: str, password: str, role: str, *, actor: str 
     with shop.uow() as uow:
         if uow.users.by_username(username) is not None:
             raise Conflict(f"the user {username!r} already exists", field="username")
-        uow.users.add(username, _hasher.hash(password), role)
+        uow.users.add(username, hash_password(password), role)
         uow.audit.record(actor, "user.add", "user", username, None, {"role": role})
         uow.commit()
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of the password, at the hasher's memory-hard cost."""
+    return _hasher.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:

@@ -496,3 +496,12 @@ def export_customers(shop: Shop) -> list[dict[str, str]]:
                 "staff_notes": c.staff_notes or "",
             })
     return rows
+
+
+def list_customers(shop: Shop, *, limit: int = 50) -> dict[str, Any]:
+    """Customers by name (never an erased one), the first ``limit`` of them, and how many there are."""
+    with shop.uow(read_only=True) as uow:
+        return {
+            "count": uow.customers.count(include_erased=False),
+            "customers": [customer_dict(c, uow.cards.of_customer(c.id)) for c in uow.customers.by_name(limit=limit)],
+        }

@@ -81,3 +81,25 @@ def resolve_follow_up(shop: Shop, follow_up_id: int, *, user: str, resolution: s
         uow.audit.record(user.strip(), "follow_up.resolve", "follow_up", str(row.id), None, {"resolution": row.resolution})
         uow.commit()
         return {"id": row.id, "resolved_at": row.resolved_at.isoformat(), "resolved_by": row.resolved_by, "resolution": row.resolution}
+
+
+def follow_ups_of(shop: Shop, customer_id: int) -> list[dict[str, Any]]:
+    """Every follow-up a customer's ratings opened, open ones first, then the newest resolved."""
+    with shop.uow(read_only=True) as uow:
+        if uow.customers.get(customer_id) is None:
+            raise NotFound(f"there is no customer {customer_id}", field="customer_id")
+        rows = [
+            {
+                "id": f.id,
+                "opened_at": f.opened_at,
+                "reason": f.reason,
+                "transaction_id": f.transaction_id,
+                "resolved_at": f.resolved_at,
+                "resolved_by": f.resolved_by,
+                "resolution": f.resolution,
+            }
+            for f in uow.privacy.follow_ups(customer_id)
+        ]
+    open_ones = [f for f in rows if f["resolved_at"] is None]
+    resolved = sorted((f for f in rows if f["resolved_at"] is not None), key=lambda f: f["resolved_at"], reverse=True)
+    return open_ones + resolved

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain.errors import Forbidden, InvalidInput, NotFound
-from ..domain.ledger import expiry_for, replay
+from ..domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..domain.ledger import expiry_for, last_valid_day, replay
 from .context import Shop
 from .programme import current_programme
 
@@ -15,7 +15,8 @@ def adjust_points(shop: Shop, customer_id: int, points: int, *, reason: str, use
     """Grant goodwill points (or, for a manager, correct a balance) with who and why.
 
     A cashier may grant up to the programme's cashier limit per adjustment; only a manager takes
-    points away or goes beyond that, up to the manager limit.
+    points away or goes beyond that, up to the manager limit. A correction never takes more points
+    than the customer holds: only a return of points already spent leaves a balance below zero.
     """
     if role not in ROLES:
         raise InvalidInput(f"the role is one of {', '.join(ROLES)}", field="role")
@@ -23,6 +24,8 @@ def adjust_points(shop: Shop, customer_id: int, points: int, *, reason: str, use
         raise InvalidInput("say why the points are adjusted", field="reason")
     if not user or not user.strip():
         raise InvalidInput("say who adjusts the points", field="user")
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise InvalidInput("points are a whole number", field="points")
     if points == 0:
         raise InvalidInput("an adjustment is not zero", field="points")
     with shop.uow() as uow:
@@ -35,6 +38,11 @@ def adjust_points(shop: Shop, customer_id: int, points: int, *, reason: str, use
         customer = uow.customers.get_for_update(customer_id)
         if customer is None or customer.erased_at is not None:
             raise NotFound(f"there is no customer {customer_id}", field="customer_id")
+        if points < 0 and customer.balance + points < 0:
+            raise Conflict(
+                f"the customer holds {max(customer.balance, 0)} points; a correction cannot take away more",
+                field="points", balance=customer.balance,
+            )
         now = shop.now()
         entry = uow.ledger.add(
             customer_id=customer.id,
@@ -55,12 +63,20 @@ def adjust_points(shop: Shop, customer_id: int, points: int, *, reason: str, use
 
 
 def expire_points(shop: Shop) -> dict[str, int]:
-    """Write an expiry entry for every lot past its date. Safe to run any number of times."""
+    """Write an expiry entry for every lot past its date. Safe to run any number of times.
+
+    Which customers have points due is worked out in one read, without holding up the tills;
+    each of those is then locked, checked again and written in a transaction of its own.
+    """
     now = shop.now()
     with shop.uow(read_only=True) as uow:
-        candidates = uow.ledger.customers_with_lots_expiring_by(now)
+        due = [
+            customer_id
+            for customer_id in uow.ledger.customers_with_lots_expiring_by(now)
+            if replay(uow.ledger.entries(customer_id)).expired(now)
+        ]
     customers = points = 0
-    for customer_id in candidates:
+    for customer_id in due:
         with shop.uow() as uow:
             customer = uow.customers.get_for_update(customer_id)
             lots = replay(uow.ledger.entries(customer_id))
@@ -71,7 +87,8 @@ def expire_points(shop: Shop) -> dict[str, int]:
             for lot in expired:
                 uow.ledger.add(
                     customer_id=customer_id, kind="expire", cause="expiry", points=-lot.remaining, created_at=now,
-                    lot_id=lot.entry_id, reason=f"points due to expire on {lot.expires_at.isoformat()}",
+                    lot_id=lot.entry_id,
+                    reason=f"points valid through {last_valid_day(lot.expires_at, shop.timezone).isoformat()}",
                 )
                 total += lot.remaining
             uow.customers.add_to_balance(customer, -total)

@@ -88,7 +88,27 @@ def reward_dict(row) -> dict[str, Any]:
     }
 
 
-def check_reward(fields: dict[str, Any], programme: Programme) -> dict[str, Any]:
+MAX_POINTS_COST = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
+MAX_MINOR = 10**11
+
+
+def _whole(fields: dict[str, Any], key: str, *, maximum: int) -> int | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise InvalidInput(f"must be a whole number from 0 to {maximum}", field=key)
+    return value
+
+
+def check_reward(fields: dict[str, Any], programme: Programme, *, check_tiers: bool = True) -> dict[str, Any]:
+    """Check a reward as the catalogue will keep it; raises InvalidInput naming the field."""
+    name = (fields.get("name") or "").strip() if isinstance(fields.get("name"), str) else ""
+    if not name or len(name) > 120:
+        raise InvalidInput("a reward needs a name of up to 120 characters", field="name")
+    sku = fields.get("sku")
+    if sku is not None and (not isinstance(sku, str) or len(sku.strip()) > 64):
+        raise InvalidInput("a SKU has up to 64 characters", field="sku")
     kind = fields.get("kind")
     if kind not in REWARD_KINDS:
         raise InvalidInput(f"the kind is one of {', '.join(REWARD_KINDS)}", field="kind")
@@ -100,14 +120,19 @@ def check_reward(fields: dict[str, Any], programme: Programme) -> dict[str, Any]
         raise InvalidInput("a free-item reward names the SKU it gives", field="sku")
     if (fields.get("points_cost") or 0) <= 0:
         raise InvalidInput("the points cost is above zero", field="points_cost")
+    for key, maximum in (("amount", MAX_MINOR), ("cap", MAX_MINOR), ("points_cost", MAX_POINTS_COST)):
+        _whole(fields, key, maximum=maximum)
     vf, vt = fields.get("valid_from"), fields.get("valid_to")
     if vf and vt and vt < vf:
         raise InvalidInput("the reward stops being valid before it starts", field="valid_to")
-    codes = {t.code for t in programme.tiers}
-    for code in fields.get("tiers") or []:
-        if code not in codes:
-            raise InvalidInput(f"there is no tier {code!r}", field="tiers")
-    clean = {k: fields.get(k) for k in ("name", "kind", "amount", "percent", "cap", "sku", "points_cost", "valid_from", "valid_to")}
+    if check_tiers:
+        codes = {t.code for t in programme.tiers}
+        for code in fields.get("tiers") or []:
+            if code not in codes:
+                raise InvalidInput(f"there is no tier {code!r}", field="tiers")
+    clean = {k: fields.get(k) for k in ("kind", "amount", "percent", "cap", "sku", "points_cost", "valid_from", "valid_to")}
+    clean["name"] = name
+    clean["sku"] = sku.strip() if isinstance(sku, str) and sku.strip() else None
     clean["tiers"] = list(fields.get("tiers") or []) or None
     clean["active"] = fields.get("active", True)
     return clean
@@ -128,7 +153,8 @@ def update_reward(shop: Shop, reward_id: int, fields: dict[str, Any], *, actor: 
         if row is None:
             raise NotFound(f"there is no reward {reward_id}", field="reward_id")
         before = reward_dict(row)
-        clean = check_reward({**before, **fields}, current_programme(uow))
+        # A reward tied to a tier that has since gone can still be switched off or renamed.
+        clean = check_reward({**before, **fields}, current_programme(uow), check_tiers="tiers" in fields)
         for key, value in clean.items():
             setattr(row, key, value)
         uow.audit.record(actor, "reward.update", "reward", str(row.id), _jsonable(before), _jsonable(reward_dict(row)))
@@ -143,3 +169,41 @@ def list_rewards(shop: Shop, *, active_only: bool = False) -> list[dict[str, Any
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in d.items()}
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+SETTING_NAMES = {
+    "points_per_unit": "earn rate",
+    "unit_minor": "earn rate",
+    "excluded_categories": "excluded categories",
+    "category_multipliers": "category multipliers",
+    "sku_multipliers": "product multipliers",
+    "promotions": "promotions",
+    "tiers": "tiers",
+    "welcome_bonus": "welcome bonus",
+    "birthday_bonus": "birthday bonus",
+    "birthday_window_days": "birthday week",
+    "expiry_months": "expiry",
+    "claim_window_days": "claim window",
+    "cashier_goodwill_limit": "goodwill limits",
+    "manager_goodwill_limit": "goodwill limits",
+    "point_value_minor": "point value",
+}
+
+
+def programme_history(shop: Shop, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The saved programme versions, newest first: when, by whom, and which settings changed."""
+    with shop.uow(read_only=True) as uow:
+        rows = uow.programmes.history(limit=limit + 1)
+        versions = [(row.id, row.created_at, row.created_by, row.data) for row in rows]
+    history = []
+    for i, (version_id, saved_at, saved_by, data) in enumerate(versions[:limit]):
+        previous = versions[i + 1][3] if i + 1 < len(versions) else None
+        if previous is None:
+            changed = ["first version"] if i + 1 == len(versions) else []
+        else:
+            keys = [key for key in SETTING_NAMES if data.get(key) != previous.get(key)]
+            changed = list(dict.fromkeys(SETTING_NAMES[key] for key in keys))
+        history.append({"version_id": version_id, "saved_at": saved_at, "saved_by": saved_by, "changed": changed})
+    return history

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ..domain import earning as E
 from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidInput, NotFound
-from ..domain.ledger import expiry_for, in_birthday_week
+from ..domain.ledger import expiry_for, in_birthday_week, still_reversible
 from ..domain.programme import Programme
 from .context import Shop, UnitOfWork
 from .programme import current_programme, offer_of, programme_version
@@ -356,7 +356,9 @@ def _write_return_ledger(uow, shop: Shop, programme: Programme, customer, origin
     back, so a sale and its full return net zero. Returns the net change to the balance."""
     now = shop.now()
     sale_entries = uow.ledger.of_transaction(original.id)
-    taken_back = {e.lot_id for ret in uow.transactions.returns_of(original.id) for e in uow.ledger.of_transaction(ret.id)}
+    # What each of the sale's lots still holds to take back: never points that already expired,
+    # nor what an earlier return took.
+    history = uow.ledger.entries(customer.id)
     full = all(after.get(ln.line_no, 0) >= ln.quantity_milli for ln in sale_lines)
     day = shop.local_date(original.occurred_at)
     still_reached = {b.reason for b in E.promotion_bonuses(sale_lines, programme, day, after)}
@@ -367,13 +369,16 @@ def _write_return_ledger(uow, shop: Shop, programme: Programme, customer, origin
         uow.ledger.add(customer_id=customer.id, kind=kind, cause=cause, points=points, created_at=now, transaction_id=request.id, **kw)
         change += points
 
+    earned = next((e for e in sale_entries if e.kind == "earn"), None)
     points_back = sum(r.points for r in returned)
+    if earned is not None:
+        points_back = min(points_back, still_reversible(history, earned.id))
     if points_back:
-        earned = next((e for e in sale_entries if e.kind == "earn"), None)
         add("reverse", "return", -points_back, lot_id=earned.id if earned else None, reason=f"return of {original.id}")
     for entry in sale_entries:
-        if entry.kind == "bonus" and entry.id not in taken_back and (full or (entry.cause == "promotion" and entry.reason not in still_reached)):
-            add("reverse", entry.cause, -entry.points, lot_id=entry.id, reason=f"{entry.reason} taken back with the return of {original.id}")
+        if entry.kind == "bonus" and (full or (entry.cause == "promotion" and entry.reason not in still_reached)):
+            if take := still_reversible(history, entry.id):
+                add("reverse", entry.cause, -take, lot_id=entry.id, reason=f"{entry.reason} taken back with the return of {original.id}")
     if full:
         expires = expiry_for(now, programme.expiry_months, shop.timezone)
         for entry in sale_entries:
