@@ -126,6 +126,7 @@ def app(database_url, tmp_path, clock, settings_overrides):
     )
     app.extensions["pos_loyalty"].shop.clock = clock
     yield app
+    app.extensions["pos_loyalty_web"].stop()
     app.extensions["pos_loyalty"].stop_devices()
     app.extensions["pos_loyalty"].db.dispose()
 

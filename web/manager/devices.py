@@ -1,0 +1,88 @@
+"""The till's devices: the receipt printer and the scanner as the till's settings name them (shown,
+not edited: they are this till's own settings), the printer's status, a test page, and the
+receipts waiting in the print queue, each with a reprint button."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+
+from drivers.printer import PrinterError, print_receipt, printer_status, test_page
+from pos_loyalty.domain.errors import LoyaltyError
+from pos_loyalty.services.receipts import waiting_print_jobs
+
+from ..cashier import SCANNER_STATES
+from ..errors import page_for_exception
+from . import forms as F
+
+bp = Blueprint("manager_devices", __name__, url_prefix="/panel/devices")
+bp.register_error_handler(Exception, page_for_exception)
+
+STATUS_TIMEOUT = 1.0  # seconds: the page waits at most this long for the printer to answer
+PAPER_WORDS = {"ok": "Paper OK", "near-end": "Paper running low", "out": "Out of paper", "unknown": "Paper: the printer cannot tell"}
+
+
+def services():
+    return current_app.extensions["pos_loyalty"]
+
+
+def _scanner() -> dict[str, str]:
+    state = current_app.extensions["pos_loyalty_web"]
+    if not state.scanner_url:
+        return {"state": "off", "text": "No serial scanner: a keyboard-wedge scanner types into the cashier screen"}
+    pushed = state.hub.scanner_status
+    if pushed is None:
+        return {"state": "off", "text": "Scanner: starting"}
+    state_name, text = SCANNER_STATES.get(pushed.value, ("problem", f"Scanner: {pushed.value}"))
+    return {"state": state_name, "text": text}
+
+
+@bp.route("", strict_slashes=False)
+def show():
+    settings = services().settings
+    printer = None
+    if settings.printer_url:
+        printer = printer_status(settings.printer_url, profile=settings.printer_profile, timeout=STATUS_TIMEOUT)
+        printer["paper_words"] = PAPER_WORDS.get(str(printer["paper"]), f"Paper: {printer['paper']}")
+    jobs = [{**job, "created_at": dt.datetime.fromisoformat(job["created_at"])} for job in waiting_print_jobs(services().shop)]
+    return render_template(
+        "manager/devices.html",
+        settings=settings,
+        printer=printer,
+        scanner=_scanner(),
+        jobs=jobs,
+        queue_running=services().printer is not None,
+    )
+
+
+@bp.route("/test-print", methods=["POST"])
+def test_print():
+    settings = services().settings
+    if not settings.printer_url:
+        flash("No receipt printer is set up on this till (setting printer_url).", "error")
+        return redirect(url_for(".show"))
+    try:
+        print_receipt(test_page(settings.shop_name, settings.printer_columns), settings.printer_url, profile=settings.printer_profile)
+    except PrinterError as exc:
+        flash(F.sentence(f"the test page did not print: {exc}"), "error")
+    else:
+        flash("The test page is printing: check the ruler reaches both edges and the € and accents look right.", "success")
+    return redirect(url_for(".show"))
+
+
+@bp.route(f"/print-jobs/<{F.ID}:job_id>/reprint", methods=["POST"])
+def reprint(job_id: int):
+    queue = services().printer
+    job = next((j for j in waiting_print_jobs(services().shop) if j["id"] == job_id), None)
+    if job is None:
+        flash("That receipt is no longer waiting: it has printed.", "info")
+    elif queue is None:
+        flash("No receipt printer is set up on this till (setting printer_url), so nothing can print.", "error")
+    else:
+        try:
+            queue.submit(job["transaction_id"])
+        except LoyaltyError as refused:
+            flash(F.sentence(refused.message), "error")
+        else:
+            flash(f"The receipt for {job['transaction_id']} is sent to the printer again.", "success")
+    return redirect(url_for(".show"))
