@@ -95,8 +95,22 @@ class Customers(_Repo):
     def all(self) -> Iterable[m.Customer]:
         return self.s.scalars(select(m.Customer).order_by(m.Customer.id))
 
-    def count(self) -> int:
-        return self.s.scalar(select(func.count()).select_from(m.Customer)) or 0
+    def count(self, *, include_erased: bool = True) -> int:
+        stmt = select(func.count()).select_from(m.Customer)
+        if not include_erased:
+            stmt = stmt.where(m.Customer.erased_at.is_(None))
+        return self.s.scalar(stmt) or 0
+
+    def by_name(self, *, limit: int) -> list[m.Customer]:
+        """The first customers in name order (case-insensitive), erased ones left out."""
+        return list(
+            self.s.scalars(
+                select(m.Customer)
+                .where(m.Customer.erased_at.is_(None))
+                .order_by(func.lower(m.Customer.name), m.Customer.id)
+                .limit(limit)
+            )
+        )
 
     def add_to_balance(self, customer: m.Customer, points: int) -> None:
         customer.balance = customer.balance + points
