@@ -19,7 +19,11 @@ from sqlalchemy import create_engine, text
 from pos_loyalty.app import create_app
 from pos_loyalty.persistence.migrate import upgrade_to_head
 from pos_loyalty.persistence.models import Base
-from pos_loyalty.services.access import add_till
+from argon2 import PasswordHasher
+
+from pos_loyalty.services import access
+from pos_loyalty.services.access import add_till, add_user
+from tests.support.staff import Staff
 
 PG_ADMIN_URL = os.environ.get("POS_LOYALTY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -168,3 +172,29 @@ class Api:
 @pytest.fixture
 def api(app, till_token) -> Api:
     return Api(app.test_client(), till_token)
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashing(monkeypatch):
+    """argon2id at its lowest cost: the same code path, without a second of CPU per password."""
+    monkeypatch.setattr(access, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture
+def staff_logins(shop):
+    add_user(shop, "anna", "anna-password", "cashier")
+    add_user(shop, "mia", "mia-password", "manager")
+
+
+@pytest.fixture
+def cashier(app, staff_logins) -> Staff:
+    staff = Staff(app.test_client())
+    assert staff.sign_in("anna", "anna-password").status_code == 302
+    return staff
+
+
+@pytest.fixture
+def manager(app, staff_logins) -> Staff:
+    staff = Staff(app.test_client())
+    assert staff.sign_in("mia", "mia-password").status_code == 302
+    return staff

@@ -10,11 +10,8 @@ import queue
 from html.parser import HTMLParser
 
 import pytest
-from argon2 import PasswordHasher
 from werkzeug.datastructures import MultiDict
 
-from pos_loyalty.services import access
-from pos_loyalty.services.access import add_user
 from pos_loyalty.services.customers import get_customer, search_customers
 from pos_loyalty.services.feedback import record_feedback
 from pos_loyalty.services.programme import get_programme, list_rewards
@@ -22,39 +19,13 @@ from pos_loyalty.services.receipts import waiting_print_jobs
 from pos_loyalty.services.staff import audit_trail
 from tests.support.escpos_capture import CapturePrinter, closed_port
 from tests.support.factories import enrol, line, programme, reward, sale
-from tests.test_web_auth import Staff, text_of
+from tests.support.staff import Staff, text_of
 from web.charts import Series, axis_range, bar_chart, line_chart
 
 MANAGER_PAGES = (
     "/panel/programme", "/panel/rewards", "/panel/customers", "/panel/reports", "/panel/reports/actions",
     "/panel/reports/actions/lapsing.csv", "/panel/devices",
 )
-
-
-@pytest.fixture(autouse=True)
-def quick_password_hashing(monkeypatch):
-    """argon2id at its lowest cost: the same code path, without a second of CPU per password."""
-    monkeypatch.setattr(access, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
-@pytest.fixture
-def staff_logins(shop):
-    add_user(shop, "anna", "anna-password", "cashier")
-    add_user(shop, "mia", "mia-password", "manager")
-
-
-@pytest.fixture
-def manager(app, staff_logins) -> Staff:
-    staff = Staff(app.test_client())
-    assert staff.sign_in("mia", "mia-password").status_code == 302
-    return staff
-
-
-@pytest.fixture
-def cashier(app, staff_logins) -> Staff:
-    staff = Staff(app.test_client())
-    assert staff.sign_in("anna", "anna-password").status_code == 302
-    return staff
 
 
 class _FormReader(HTMLParser):

@@ -1,50 +1,11 @@
 """Staff sign-in, roles, CSRF and the HTML error pages, through Flask's test client."""
 from __future__ import annotations
 
-import re
 
 import pytest
-from argon2 import PasswordHasher
 
-from pos_loyalty.services import access
-from pos_loyalty.services.access import add_user
 from tests.support.factories import enrol
-
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-class Staff:
-    """A browser-less member of staff: signs in through the form and sends each form's CSRF token."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-        self.token = ""
-
-    def get(self, path, **kw):
-        r = self.client.get(path, **kw)
-        found = CSRF_FIELD.search(r.get_data(as_text=True))
-        if found:
-            self.token = found.group(1)
-        return r
-
-    def post(self, path, data=None, *, with_token=True, **kw):
-        if not self.token:
-            self.get("/sign-in")
-        data = dict(data or {})
-        if with_token:
-            data["csrf_token"] = self.token
-        return self.client.post(path, data=data, **kw)
-
-    def sign_in(self, username, password, **kw):
-        self.get("/sign-in")
-        return self.post("/sign-in", {"username": username, "password": password}, **kw)
-
-
-@pytest.fixture(autouse=True)
-def quick_password_hashing(monkeypatch):
-    """argon2id at its lowest cost: the same code path, without a second of CPU per password."""
-    monkeypatch.setattr(access, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
+from tests.support.staff import Staff, text_of
 
 @pytest.fixture
 def pauses(app) -> list[float]:
@@ -52,30 +13,6 @@ def pauses(app) -> list[float]:
     held: list[float] = []
     app.extensions["pos_loyalty_web"].pause = held.append
     return held
-
-
-@pytest.fixture
-def staff_logins(shop):
-    add_user(shop, "anna", "anna-password", "cashier")
-    add_user(shop, "mia", "mia-password", "manager")
-
-
-@pytest.fixture
-def cashier(app, staff_logins) -> Staff:
-    staff = Staff(app.test_client())
-    assert staff.sign_in("anna", "anna-password").status_code == 302
-    return staff
-
-
-@pytest.fixture
-def manager(app, staff_logins) -> Staff:
-    staff = Staff(app.test_client())
-    assert staff.sign_in("mia", "mia-password").status_code == 302
-    return staff
-
-
-def text_of(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def test_a_cashier_signs_in_to_the_cashier_screen_with_a_cookie_scripts_cannot_read(app, staff_logins):

@@ -1,10 +1,9 @@
 """Marshmallow schemas: they validate what the till sends and document the API (OpenAPI)."""
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from ..domain.earning import MILLI
 from ..services.customers import PREFERENCE_KEYS

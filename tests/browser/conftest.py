@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 
-from pos_loyalty.services import access
 from tests.browser.screens import SCREENSHOTS
 from tests.conftest import IN_CI
 
@@ -45,12 +43,6 @@ def database_url(tmp_path, sqlite_template) -> str:
     target = tmp_path / "loyalty.db"
     shutil.copyfile(sqlite_template, target)
     return f"sqlite:///{target}"
-
-
-@pytest.fixture(autouse=True)
-def quick_password_hashing(monkeypatch):
-    """argon2id at its lowest cost: the same code path, without a second of CPU per password."""
-    monkeypatch.setattr(access, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @dataclass
