@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import atexit
+import http
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from flask import Flask
+from flask import Flask, abort, request
 from flask_smorest import Api
 from sqlalchemy import text
+from werkzeug.routing import IntegerConverter
 
 from . import __version__
 from .config import Settings, ensure_data_dir, load_settings
@@ -99,7 +101,29 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def refuse_nul_characters():
+    """A NUL character is never part of a card, a name or a note; PostgreSQL cannot store one.
+    Refused here for paths, queries and forms; JSON bodies are checked by the schemas (422)."""
+    if "\x00" in request.path:
+        abort(404)
+    if any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        abort(422, "a query parameter contains a NUL character")
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if any("\x00" in k or "\x00" in v for k, v in request.form.items(multi=True)):
+            abort(400, "a form field contains a NUL character")
+
+
+class BoundedInt(IntegerConverter):
+    """``<int:id>`` up to the largest 64-bit integer: a longer number is a 404, not a database error."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def configure(app: Flask, settings: Settings) -> None:
+    app.url_map.converters["int"] = BoundedInt
+    app.before_request(refuse_nul_characters)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,
@@ -120,10 +144,28 @@ def register_api(app: Flask) -> None:
     from .api.docs import api_docs
     from .api.till import blp
 
+    from flask_smorest.spec import prepare_response
+
+    from .api.errors import PROBLEM
     from .api.schemas import Problem
 
     class TillApi(Api):
+        """Documents every error as what it is: ``application/problem+json``."""
+
         ERROR_SCHEMA = Problem
+
+        def _register_responses(self):
+            for status in http.HTTPStatus:
+                response = {"description": status.phrase}
+                if status >= 400:
+                    response["schema"] = self.ERROR_SCHEMA
+                    prepare_response(response, self.spec, PROBLEM)
+                else:
+                    prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+                self.spec.components.response(status.name, response, lazy=True)
+            response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+            prepare_response(response, self.spec, PROBLEM)
+            self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
     api = TillApi(app, spec_kwargs={"info": {"description": "Called by the till's sales software at checkout."}})
     api.spec.components.security_scheme("tillToken", {"type": "http", "scheme": "bearer"})

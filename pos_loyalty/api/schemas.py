@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import decimal
 
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
 
 from ..domain.earning import MILLI
 from ..services.customers import PREFERENCE_KEYS
@@ -12,6 +12,31 @@ MAX_MINOR = 10**11  # a billion in major units: far beyond any till's sale
 MAX_QUANTITY = decimal.Decimal(1_000_000)
 ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$", error="use 1 to 64 letters, digits, '.', '_', ':' or '-'")
 CARD = validate.Length(min=1, max=32)
+
+
+def _nul_errors(value, path: str, errors: dict[str, list[str]]) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            errors[path or "body"] = ["Text may not contain NUL characters."]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _nul_errors(str(key), f"{path}.{key}" if path else str(key), errors)
+            _nul_errors(item, f"{path}.{key}" if path else str(key), errors)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _nul_errors(item, f"{path}.{i}" if path else str(i), errors)
+
+
+class StrictSchema(Schema):
+    """Refuses NUL characters anywhere in the input, naming the field (PostgreSQL cannot store them)."""
+
+    @pre_load
+    def _no_nul(self, data, **kw):
+        errors: dict[str, list[str]] = {}
+        _nul_errors(data, "", errors)
+        if errors:
+            raise ValidationError(errors)
+        return data
 
 
 class AwareDateTime(fields.AwareDateTime):
@@ -50,7 +75,7 @@ class Money(fields.Integer):
         super().__init__(strict=True, **kw)
 
 
-class Problem(Schema):
+class Problem(StrictSchema):
     type = fields.String()
     title = fields.String()
     status = fields.Integer()
@@ -61,7 +86,7 @@ class Problem(Schema):
 # -- customers -------------------------------------------------------------------------------------
 
 
-class PreferencesSchema(Schema):
+class PreferencesSchema(StrictSchema):
     dietary = fields.List(fields.String(validate=validate.Length(min=1, max=100)), allow_none=True, validate=validate.Length(max=50))
     allergies = fields.List(fields.String(validate=validate.Length(min=1, max=100)), allow_none=True, validate=validate.Length(max=50))
     sizes = fields.Dict(allow_none=True, keys=fields.String(validate=validate.Length(min=1, max=50)), values=fields.String(validate=validate.Length(max=50)))
@@ -74,7 +99,7 @@ class PreferencesSchema(Schema):
 assert set(PreferencesSchema._declared_fields) == set(PREFERENCE_KEYS)
 
 
-class CustomerUpdateSchema(Schema):
+class CustomerUpdateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     preferred_name = fields.String(allow_none=True, validate=validate.Length(max=100))
     email = fields.String(allow_none=True, validate=validate.Length(max=254))
@@ -96,14 +121,14 @@ class CustomerCreateSchema(CustomerUpdateSchema):
     card_number = fields.String(validate=CARD, load_default=None)
 
 
-class CardOut(Schema):
+class CardOut(StrictSchema):
     number = fields.String()
     status = fields.String()
     issued_at = fields.String()
     blocked_at = fields.String(allow_none=True)
 
 
-class CustomerOut(Schema):
+class CustomerOut(StrictSchema):
     id = fields.Integer()
     name = fields.String()
     preferred_name = fields.String(allow_none=True)
@@ -121,12 +146,12 @@ class CustomerOut(Schema):
     cards = fields.List(fields.Nested(CardOut))
 
 
-class SearchArgs(Schema):
+class SearchArgs(StrictSchema):
     q = fields.String(required=True, validate=validate.Length(min=1, max=200))
     limit = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
 
 
-class CardSummaryOut(Schema):
+class CardSummaryOut(StrictSchema):
     card = fields.Dict()
     customer = fields.Nested(CustomerOut)
     greeting_name = fields.String(allow_none=True)
@@ -141,11 +166,11 @@ class CardSummaryOut(Schema):
     open_follow_ups = fields.List(fields.Dict())
 
 
-class IssueCardSchema(Schema):
+class IssueCardSchema(StrictSchema):
     card_number = fields.String(validate=CARD, load_default=None)
 
 
-class BlockCardSchema(Schema):
+class BlockCardSchema(StrictSchema):
     reason = fields.String(load_default="lost", validate=validate.Length(min=1, max=200))
     user = fields.String(required=True, validate=validate.Length(min=1, max=100))
 
@@ -153,7 +178,7 @@ class BlockCardSchema(Schema):
 # -- transactions ----------------------------------------------------------------------------------
 
 
-class LineSchema(Schema):
+class LineSchema(StrictSchema):
     sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
     description = fields.String(required=True, validate=validate.Length(min=1, max=200))
     category = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
@@ -162,7 +187,7 @@ class LineSchema(Schema):
     line_discount = Money(load_default=0)
 
 
-class SaleSchema(Schema):
+class SaleSchema(StrictSchema):
     id = fields.String(required=True, validate=ID)
     occurred_at = AwareDateTime(required=True)
     currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="use an ISO 4217 code like EUR"))
@@ -172,23 +197,23 @@ class SaleSchema(Schema):
     rewards = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1)), load_default=list, validate=validate.Length(max=20))
 
 
-class ReturnLineSchema(Schema):
+class ReturnLineSchema(StrictSchema):
     sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
     quantity = Quantity(required=True)
 
 
-class ReturnSchema(Schema):
+class ReturnSchema(StrictSchema):
     id = fields.String(required=True, validate=ID)
     occurred_at = AwareDateTime(required=True)
     cashier = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
     lines = fields.List(fields.Nested(ReturnLineSchema), required=True, validate=validate.Length(min=1, max=500))
 
 
-class ClaimSchema(Schema):
+class ClaimSchema(StrictSchema):
     card_number = fields.String(required=True, validate=CARD)
 
 
-class LineOut(Schema):
+class LineOut(StrictSchema):
     line_no = fields.Integer()
     sku = fields.String()
     description = fields.String()
@@ -201,7 +226,7 @@ class LineOut(Schema):
     points = fields.Integer()
 
 
-class TransactionOut(Schema):
+class TransactionOut(StrictSchema):
     id = fields.String()
     kind = fields.String()
     original_id = fields.String(allow_none=True)
@@ -227,7 +252,7 @@ class TransactionOut(Schema):
     returns = fields.List(fields.String())
 
 
-class TransactionListOut(Schema):
+class TransactionListOut(StrictSchema):
     id = fields.String()
     kind = fields.String()
     original_id = fields.String(allow_none=True)
@@ -239,7 +264,7 @@ class TransactionListOut(Schema):
     lines = fields.List(fields.Dict())
 
 
-class LedgerEntryOut(Schema):
+class LedgerEntryOut(StrictSchema):
     id = fields.Integer()
     kind = fields.String()
     cause = fields.String()
@@ -251,14 +276,14 @@ class LedgerEntryOut(Schema):
     reason = fields.String(allow_none=True)
 
 
-class LimitArgs(Schema):
+class LimitArgs(StrictSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 # -- rewards, feedback, adjustments ----------------------------------------------------------------
 
 
-class RewardOut(Schema):
+class RewardOut(StrictSchema):
     id = fields.Integer()
     name = fields.String()
     kind = fields.String()
@@ -273,7 +298,7 @@ class RewardOut(Schema):
     active = fields.Boolean()
 
 
-class FeedbackSchema(Schema):
+class FeedbackSchema(StrictSchema):
     transaction_id = fields.String(load_default=None, validate=ID)
     visit_code = fields.String(load_default=None, validate=validate.Length(min=4, max=16))
     satisfaction = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=5))
@@ -287,7 +312,7 @@ class FeedbackSchema(Schema):
             raise ValidationError("Name the visit: a transaction id or the visit code from the receipt.", "transaction_id")
 
 
-class FeedbackOut(Schema):
+class FeedbackOut(StrictSchema):
     id = fields.Integer()
     transaction_id = fields.String()
     satisfaction = fields.Integer(allow_none=True)
@@ -297,32 +322,32 @@ class FeedbackOut(Schema):
     follow_up_id = fields.Integer(allow_none=True)
 
 
-class ResolveSchema(Schema):
+class ResolveSchema(StrictSchema):
     user = fields.String(required=True, validate=validate.Length(min=1, max=100))
     resolution = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
-class ResolveOut(Schema):
+class ResolveOut(StrictSchema):
     id = fields.Integer()
     resolved_at = fields.String()
     resolved_by = fields.String()
     resolution = fields.String()
 
 
-class AdjustmentSchema(Schema):
+class AdjustmentSchema(StrictSchema):
     points = fields.Integer(strict=True, required=True, validate=validate.Range(min=-10**9, max=10**9))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
     user = fields.String(required=True, validate=validate.Length(min=1, max=100))
 
 
-class AdjustmentOut(Schema):
+class AdjustmentOut(StrictSchema):
     entry_id = fields.Integer()
     points = fields.Integer()
     balance_before = fields.Integer()
     balance_after = fields.Integer()
 
 
-class HealthOut(Schema):
+class HealthOut(StrictSchema):
     status = fields.String()
     version = fields.String()
     database = fields.Dict()
@@ -330,7 +355,7 @@ class HealthOut(Schema):
     printer = fields.Dict()
 
 
-class PrintJobOut(Schema):
+class PrintJobOut(StrictSchema):
     id = fields.Integer()
     transaction_id = fields.String()
     status = fields.String()
@@ -340,6 +365,6 @@ class PrintJobOut(Schema):
     printed_at = fields.String(allow_none=True)
 
 
-class LoyaltyBlockOut(Schema):
+class LoyaltyBlockOut(StrictSchema):
     lines = fields.List(fields.String())
     escpos_base64 = fields.String()

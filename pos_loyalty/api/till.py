@@ -18,7 +18,7 @@ from ..services import transactions as tx_svc
 from ..services.access import authenticate_till
 from ..services.summary import card_summary
 from . import schemas as S
-from .errors import problem
+from .errors import PROBLEM, problem
 
 blp = Blueprint("till", __name__, url_prefix="/api/v1", description="The till's API: customers, cards, sales, returns, rewards, feedback.")
 PUBLIC_ENDPOINTS = {"till.health"}
@@ -51,6 +51,7 @@ def _require_till_token():
 
 
 @blp.route("/health")
+@blp.doc(security=[])
 @blp.response(200, S.HealthOut)
 @blp.alt_response(503, schema=S.HealthOut, description="The database cannot be reached or its schema is not current")
 def health():
@@ -72,7 +73,7 @@ class CustomersView(MethodView):
 
     @blp.arguments(S.CustomerCreateSchema)
     @blp.response(201, S.CustomerOut)
-    @blp.alt_response(409, schema=S.Problem, description="The email, phone or card is already in use")
+    @blp.alt_response(409, schema=S.Problem, content_type=PROBLEM, description="The email, phone or card is already in use")
     def post(self, data):
         """Enrol a customer; a card number is issued unless one is given."""
         card = data.pop("card_number", None)
@@ -82,15 +83,15 @@ class CustomersView(MethodView):
 @blp.route("/customers/<int:customer_id>")
 class CustomerView(MethodView):
     @blp.response(200, S.CustomerOut)
-    @blp.alt_response(404, schema=S.Problem)
+    @blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
     def get(self, customer_id):
         """A customer's profile, preferences and cards."""
         return customer_svc.get_customer(shop(), customer_id)
 
     @blp.arguments(S.CustomerUpdateSchema)
     @blp.response(200, S.CustomerOut)
-    @blp.alt_response(404, schema=S.Problem)
-    @blp.alt_response(409, schema=S.Problem)
+    @blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
+    @blp.alt_response(409, schema=S.Problem, content_type=PROBLEM)
     def patch(self, data, customer_id):
         """Change some of a customer's profile and preferences."""
         return customer_svc.update_customer(shop(), customer_id, data, actor=f"till:{g.till.name}")
@@ -99,7 +100,7 @@ class CustomerView(MethodView):
 @blp.route("/customers/<int:customer_id>/cards", methods=["POST"])
 @blp.arguments(S.IssueCardSchema)
 @blp.response(201, S.CardOut)
-@blp.alt_response(404, schema=S.Problem)
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
 def issue_card(data, customer_id):
     """Issue another card on the same account (e.g. after a loss)."""
     card = customer_svc.issue_card(shop(), customer_id, card_number=data.get("card_number"), actor=f"till:{g.till.name}")
@@ -108,8 +109,8 @@ def issue_card(data, customer_id):
 
 @blp.route("/cards/<string:card_number>")
 @blp.response(200, S.CardSummaryOut)
-@blp.alt_response(404, schema=S.Problem, description="Unknown card")
-@blp.alt_response(409, schema=S.Problem, description="Blocked card")
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM, description="Unknown card")
+@blp.alt_response(409, schema=S.Problem, content_type=PROBLEM, description="Blocked card")
 def get_card(card_number):
     """Everything the cashier screen shows for a scanned card."""
     return card_summary(shop(), card_number)
@@ -118,8 +119,8 @@ def get_card(card_number):
 @blp.route("/cards/<string:card_number>/block", methods=["POST"])
 @blp.arguments(S.BlockCardSchema)
 @blp.response(200, S.CardOut)
-@blp.alt_response(404, schema=S.Problem)
-@blp.alt_response(409, schema=S.Problem)
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
+@blp.alt_response(409, schema=S.Problem, content_type=PROBLEM)
 def block_card(data, card_number):
     """Block a lost card; the account and its points stay."""
     return customer_svc.block_card(shop(), card_number, reason=data["reason"], actor=data["user"])
@@ -128,7 +129,7 @@ def block_card(data, card_number):
 @blp.route("/customers/<int:customer_id>/transactions")
 @blp.arguments(S.LimitArgs, location="query")
 @blp.response(200, S.TransactionListOut(many=True))
-@blp.alt_response(404, schema=S.Problem)
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
 def customer_transactions(args, customer_id):
     """The customer's purchase history, newest first."""
     return points_svc.transactions_of(shop(), customer_id, limit=args["limit"])
@@ -137,7 +138,7 @@ def customer_transactions(args, customer_id):
 @blp.route("/customers/<int:customer_id>/ledger")
 @blp.arguments(S.LimitArgs, location="query")
 @blp.response(200, S.LedgerEntryOut(many=True))
-@blp.alt_response(404, schema=S.Problem)
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
 def customer_ledger(args, customer_id):
     """The customer's points ledger, newest first, each entry with its cause."""
     return points_svc.ledger_of(shop(), customer_id, limit=args["limit"])
@@ -146,8 +147,8 @@ def customer_ledger(args, customer_id):
 @blp.route("/customers/<int:customer_id>/adjustments", methods=["POST"])
 @blp.arguments(S.AdjustmentSchema)
 @blp.response(201, S.AdjustmentOut)
-@blp.alt_response(403, schema=S.Problem, description="Beyond the cashier's goodwill limit")
-@blp.alt_response(404, schema=S.Problem)
+@blp.alt_response(403, schema=S.Problem, content_type=PROBLEM, description="Beyond the cashier's goodwill limit")
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
 def adjust(data, customer_id):
     """Goodwill points from the cashier, with who and why (within the cashier's limit)."""
     return points_svc.adjust_points(shop(), customer_id, data["points"], reason=data["reason"], user=data["user"], role="cashier")
@@ -181,8 +182,8 @@ def _sale_request(data) -> tx_svc.SaleRequest:
 @blp.route("/transactions", methods=["POST"])
 @blp.arguments(S.SaleSchema)
 @blp.response(201, S.TransactionOut)
-@blp.alt_response(404, schema=S.Problem, description="Unknown card")
-@blp.alt_response(409, schema=S.Problem, description="Insufficient points, blocked card, or the id used for a different sale")
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM, description="Unknown card")
+@blp.alt_response(409, schema=S.Problem, content_type=PROBLEM, description="Insufficient points, blocked card, or the id used for a different sale")
 def record_sale(data):
     """Record a sale: price the rewards, award and redeem points. Retrying with the same id and
     body returns the same answer and writes nothing. With a receipt printer configured, the
@@ -196,7 +197,7 @@ def record_sale(data):
 
 @blp.route("/transactions/<string:transaction_id>")
 @blp.response(200, S.TransactionOut)
-@blp.alt_response(404, schema=S.Problem)
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
 def get_transaction(transaction_id):
     """A recorded sale or return, as answered when it was recorded."""
     return tx_svc.get_transaction(shop(), transaction_id)
@@ -205,8 +206,8 @@ def get_transaction(transaction_id):
 @blp.route("/transactions/<string:transaction_id>/returns", methods=["POST"])
 @blp.arguments(S.ReturnSchema)
 @blp.response(201, S.TransactionOut)
-@blp.alt_response(404, schema=S.Problem)
-@blp.alt_response(409, schema=S.Problem)
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
+@blp.alt_response(409, schema=S.Problem, content_type=PROBLEM)
 def record_return(data, transaction_id):
     """Return lines of a sale by SKU and quantity; reverses exactly the points they earned."""
     request_ = tx_svc.ReturnRequest(
@@ -221,8 +222,8 @@ def record_return(data, transaction_id):
 @blp.route("/transactions/<string:transaction_id>/claim", methods=["POST"])
 @blp.arguments(S.ClaimSchema)
 @blp.response(200, S.TransactionOut)
-@blp.alt_response(404, schema=S.Problem)
-@blp.alt_response(409, schema=S.Problem, description="Already claimed, returned, or too old")
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
+@blp.alt_response(409, schema=S.Problem, content_type=PROBLEM, description="Already claimed, returned, or too old")
 def claim(data, transaction_id):
     """A card shown after an anonymous sale collects its points (once, within the claim window)."""
     return tx_svc.claim_transaction(shop(), transaction_id, data["card_number"])
@@ -241,8 +242,8 @@ def rewards():
 @blp.route("/feedback", methods=["POST"])
 @blp.arguments(S.FeedbackSchema)
 @blp.response(201, S.FeedbackOut)
-@blp.alt_response(404, schema=S.Problem)
-@blp.alt_response(409, schema=S.Problem, description="This visit was already rated")
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
+@blp.alt_response(409, schema=S.Problem, content_type=PROBLEM, description="This visit was already rated")
 def feedback(data):
     """Rate a visit; a poor rating or a complaint opens a follow-up the cashier will see."""
     return feedback_svc.record_feedback(shop(), **data)
@@ -251,8 +252,8 @@ def feedback(data):
 @blp.route("/follow-ups/<int:follow_up_id>/resolve", methods=["POST"])
 @blp.arguments(S.ResolveSchema)
 @blp.response(200, S.ResolveOut)
-@blp.alt_response(404, schema=S.Problem)
-@blp.alt_response(409, schema=S.Problem)
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
+@blp.alt_response(409, schema=S.Problem, content_type=PROBLEM)
 def resolve(data, follow_up_id):
     """Close a follow-up, saying who and how."""
     return feedback_svc.resolve_follow_up(shop(), follow_up_id, user=data["user"], resolution=data["resolution"])
@@ -263,8 +264,8 @@ def resolve(data, follow_up_id):
 
 @blp.route("/transactions/<string:transaction_id>/receipt", methods=["POST"])
 @blp.response(202, S.PrintJobOut)
-@blp.alt_response(404, schema=S.Problem)
-@blp.alt_response(409, schema=S.Problem, description="No receipt printer is configured on this till")
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
+@blp.alt_response(409, schema=S.Problem, content_type=PROBLEM, description="No receipt printer is configured on this till")
 def reprint(transaction_id):
     """Print (again) the receipt of a recorded sale or return; answers at once with the queued job."""
     printer = services().printer
@@ -275,7 +276,7 @@ def reprint(transaction_id):
 
 @blp.route("/transactions/<string:transaction_id>/loyalty-block")
 @blp.response(200, S.LoyaltyBlockOut)
-@blp.alt_response(404, schema=S.Problem)
+@blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
 def loyalty_block(transaction_id):
     """The customer's points statement for a till that prints its own receipt: text lines and
     ESC/POS bytes (base64) to append. Empty for an anonymous sale."""

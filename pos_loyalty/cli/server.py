@@ -70,8 +70,12 @@ def _listen(app, host: str, port: int, threads: int):
     """A waitress server bound to host:port; returns it and the (host, port) pairs it listens on."""
     from waitress import create_server
 
+    from ..app import MAX_BODY_BYTES
+
     try:
-        server = create_server(app, host=host, port=port, threads=threads, ident="pos-loyalty")
+        server = create_server(
+            app, host=host, port=port, threads=threads, ident="pos-loyalty", max_request_body_size=MAX_BODY_BYTES
+        )
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None
