@@ -175,6 +175,16 @@ class Earning:
         return self.line_points + sum(b.points for b in self.bonuses)
 
 
+def visit_bonuses(programme: Programme, *, welcome_due: bool, birthday_due: bool) -> list[Bonus]:
+    """The welcome and birthday bonuses a visit earns, as the programme sets them."""
+    bonuses = []
+    if welcome_due and programme.welcome_bonus:
+        bonuses.append(Bonus("welcome", programme.welcome_bonus, "Welcome bonus"))
+    if birthday_due and programme.birthday_bonus:
+        bonuses.append(Bonus("birthday", programme.birthday_bonus, "Birthday bonus"))
+    return bonuses
+
+
 def best_promotion_multiplier(promotions: Sequence[Promotion], day: dt.date, line: Line) -> Fraction:
     """Promotion multipliers do not stack: the best one running today for this line applies."""
     best = Fraction(1)

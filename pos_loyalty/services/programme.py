@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..domain.earning import RewardOffer
+from ..domain.earning import Earning, Line, RewardOffer, compute_earning, visit_bonuses
 from ..domain.errors import InvalidInput, NotFound
 from ..domain.programme import DEFAULT_PROGRAMME, Programme
 from .context import Shop, UnitOfWork
@@ -31,6 +31,15 @@ def programme_version(uow: UnitOfWork, version_id: int | None) -> Programme:
     if version_id is None:
         return DEFAULT_PROGRAMME
     return _parse(uow.programmes.get(version_id))
+
+
+def preview_earning(
+    programme: Programme, lines: list[Line], *, day: dt.date, tier_code: str, welcome: bool, birthday: bool
+) -> Earning:
+    """What a sample basket would earn under rules not yet saved: a pure calculation, nothing written."""
+    tier = programme.tier_by_code(tier_code) or programme.tiers[0]
+    bonuses = visit_bonuses(programme, welcome_due=welcome, birthday_due=birthday)
+    return compute_earning(lines, programme, tier=tier, day=day, extra_bonuses=bonuses)
 
 
 def get_programme(shop: Shop) -> Programme:

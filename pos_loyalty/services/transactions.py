@@ -218,15 +218,14 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
 
 
 def _visit_bonuses(uow: UnitOfWork, customer, programme: Programme, shop: Shop, at: dt.datetime) -> list[E.Bonus]:
-    bonuses = []
-    if programme.welcome_bonus and uow.ledger.sum_for(customer.id, cause="welcome") == 0:
-        bonuses.append(E.Bonus("welcome", programme.welcome_bonus, "Welcome bonus"))
+    """Welcome: until one is held (a full return takes it back). Birthday: once a calendar year."""
+    welcome_due = bool(programme.welcome_bonus) and uow.ledger.sum_for(customer.id, cause="welcome") == 0
     day = shop.local_date(at)
+    birthday_due = False
     if programme.birthday_bonus and in_birthday_week(day, customer.birthday, programme.birthday_window_days):
         start_of_year = dt.datetime(day.year, 1, 1, tzinfo=shop.timezone)
-        if uow.ledger.sum_for(customer.id, cause="birthday", since=start_of_year) == 0:
-            bonuses.append(E.Bonus("birthday", programme.birthday_bonus, "Birthday bonus"))
-    return bonuses
+        birthday_due = uow.ledger.sum_for(customer.id, cause="birthday", since=start_of_year) == 0
+    return E.visit_bonuses(programme, welcome_due=welcome_due, birthday_due=birthday_due)
 
 
 def _write_sale_ledger(uow, shop: Shop, programme: Programme, customer, request: SaleRequest, applied, earning: E.Earning) -> None:

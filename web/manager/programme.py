@@ -15,15 +15,14 @@ from typing import Any, Mapping
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from pos_loyalty.domain.earning import Bonus, Line, compute_earning
+from pos_loyalty.domain.earning import Line
 from pos_loyalty.domain.errors import LoyaltyError
 from pos_loyalty.domain.programme import Programme, format_multiplier
-from pos_loyalty.services.programme import get_programme, save_programme
+from pos_loyalty.services.programme import get_programme, preview_earning, programme_history, save_programme
 
 from ..auth import current_staff
 from ..errors import page_for_exception
 from . import forms as F
-from pos_loyalty.services.programme import programme_history
 
 bp = Blueprint("manager_programme", __name__, url_prefix="/panel/programme")
 bp.register_error_handler(Exception, page_for_exception)
@@ -289,12 +288,10 @@ def preview_of(form: dict[str, Any], programme: Programme) -> dict[str, Any] | N
         form["errors"] = reading.errors
         return None
     tier = programme.tier_by_code(v["preview_tier"]) or programme.tiers[0]
-    bonuses = []
-    if v.get("preview_welcome") and programme.welcome_bonus:
-        bonuses.append(Bonus("welcome", programme.welcome_bonus, "Welcome bonus"))
-    if v.get("preview_birthday") and programme.birthday_bonus:
-        bonuses.append(Bonus("birthday", programme.birthday_bonus, "Birthday bonus"))
-    earning = compute_earning(lines, programme, tier=tier, day=day, extra_bonuses=bonuses)
+    earning = preview_earning(
+        programme, lines, day=day, tier_code=tier.code,
+        welcome=bool(v.get("preview_welcome")), birthday=bool(v.get("preview_birthday")),
+    )
     return {
         "day": day,
         "tier": tier,
