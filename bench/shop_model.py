@@ -26,6 +26,7 @@ from pos_loyalty.demo import (
     SERVICE_NOTES,
     STAFF_NOTES,
     ascii_fold,
+    programme_settings,
 )
 from pos_loyalty.domain.programme import Programme
 
@@ -81,27 +82,8 @@ def programme_data(start: dt.date, end: dt.date) -> dict[str, Any]:
             {"name": f"Christmas double points {year}", "starts_on": f"{year}-12-15", "ends_on": f"{year}-12-24",
              "multiplier": "2"},
         ]
-    data = {
-        "points_per_unit": 1,
-        "unit_minor": 100,
-        "excluded_categories": ["deposits", "gift-cards", "lottery", "tobacco"],
-        "category_multipliers": {"organic": "2", "household": "0.5"},
-        "sku_multipliers": {"BAK-SOUR": "3"},
-        "promotions": promotions,
-        "tiers": [
-            {"code": "bronze", "name": "Bronze", "min_spend": 0, "multiplier": "1"},
-            {"code": "silver", "name": "Silver", "min_spend": 7_500, "multiplier": "1.25"},
-            {"code": "gold", "name": "Gold", "min_spend": 20_000, "multiplier": "1.5"},
-        ],
-        "welcome_bonus": 50,
-        "birthday_bonus": 100,
-        "birthday_window_days": 3,
-        "expiry_months": 12,
-        "claim_window_days": 14,
-        "cashier_goodwill_limit": 100,
-        "manager_goodwill_limit": 5_000,
-        "point_value_minor": "1",
-    }
+    # The demo shop's rules, with a promotion calendar spanning the whole history.
+    data = {**programme_settings(end, with_promotions=False), "promotions": promotions}
     return Programme.from_dict(data).to_dict()  # checked, and in the form the product stores
 
 

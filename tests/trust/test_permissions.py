@@ -79,12 +79,6 @@ class Caller:
         return self.send("POST", "/sign-in", data={"username": username, "password": password}, **kw)
 
 
-@pytest.fixture(autouse=True)
-def quick_password_hashing(monkeypatch):
-    """argon2id at its lowest cost for the sign-ins here; the real cost is checked below."""
-    monkeypatch.setattr(access, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
 @pytest.fixture
 def staff(shop):
     add_user(shop, "anna", "anna-password", "cashier")
