@@ -356,7 +356,8 @@ def tabulate(report: Report, kind: str, d: dict[str, Any], size_note: str) -> No
         again = f"; {e['nothing_due']['first_s']:.2f} s with none" if "nothing_due" in e else ""
         report.add(area, "daily expiry run (at start-up, then daily)",
                    f"{e['due']['first_s']:.2f} s with {e['due']['result']['customers']} customers due{again}",
-                   f"in the server: done {in_server:.1f} s after launch" if in_server else "", "", "", "", loadavg(e["nothing_due"]))
+                   f"in the server: done {in_server:.1f} s after launch" if in_server else "", "", "", "",
+                   loadavg(e.get("nothing_due", e["due"])))
     if "receipt" in d:
         r = d["receipt"]
         lat(f"receipt: lay out + ESC/POS ({r['lines']} lines, {r['bytes']} bytes)", r["receipt"], r["floor"], "text encode", None)
@@ -473,9 +474,16 @@ def main(argv: list[str] | None = None) -> int:
     report.data["sqlite_data"] = build_sqlite(db_path, customers, transactions, fresh=args.fresh)
     url = f"sqlite:///{db_path}"
     first_day = first_day_of(url)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = RESULTS / f"{stamp}-{customers}-{transactions}.json"
+
+    def save() -> None:  # after each database, so a later failure loses nothing measured
+        out.write_text(json.dumps(report.data, indent=2, default=_jsonable))
+
     sqlite_results = run_database("sqlite", url, args.workdir, budget, report, full_suite=True, first_day=first_day)
-    tabulate(report, "sqlite", sqlite_results, size_note)
     report.data["sqlite"] = sqlite_results
+    save()
+    tabulate(report, "sqlite", sqlite_results, size_note)
 
     if not args.skip_postgres:
         pg_customers, pg_transactions = args.pg_size or G.SIZES["quick"]
@@ -489,8 +497,9 @@ def main(argv: list[str] | None = None) -> int:
                 pg_budget = Budget.for_size(pg_customers, args.scale)
                 pg_results = run_database("postgresql", pg_url, args.workdir, pg_budget, report, full_suite=False,
                                           first_day=first_day_of(pg_url))
-                tabulate(report, "postgresql", pg_results, size_note)
                 report.data["postgresql"] = pg_results
+                save()
+                tabulate(report, "postgresql", pg_results, size_note)
             finally:
                 drop_pg_database(pg_url)
 
@@ -498,9 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     report.data["load_average_at_end"] = list(load_average())
     report.data["python_reference_ms"].append(python_reference_ms())
     report.data["table"] = [r.__dict__ for r in report.rows]
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = RESULTS / f"{stamp}-{customers}-{transactions}.json"
-    out.write_text(json.dumps(report.data, indent=2, default=_jsonable))
+    save()
     (RESULTS / f"{stamp}-{customers}-{transactions}.md").write_text(render_table(report.rows, markdown=True) + "\n")
     print(render_table(report.rows, markdown=False))
     gen = report.data["sqlite_data"]["stats"]
