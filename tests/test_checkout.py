@@ -164,3 +164,31 @@ def test_the_rewards_catalogue_lists_the_active_rewards(api, shop):
     assert r.status_code == 200
     assert [x["name"] for x in r.get_json()] == ["Free coffee"]
     assert r.get_json()[0]["id"] == coffee["id"]
+
+
+def test_the_answer_shows_the_customer_as_the_card_lookup_sees_them_straight_after(api, shop, clock):
+    """The checkout works out the customer's new standing before writing (it is the stored answer
+    a retry gets back); it must be exactly what a fresh read finds once the sale is written: balance,
+    tier and the spend to the next, next reward, next points to expire, birthday week."""
+    programme(shop, welcome_bonus=25, birthday_bonus=40, birthday_window_days=3, expiry_months=12,
+              tiers=[{"code": "bronze", "name": "Bronze", "min_spend": 0, "multiplier": "1"},
+                     {"code": "silver", "name": "Silver", "min_spend": 20000, "multiplier": "1.5"}])
+    coffee = reward(shop, "Free coffee", points_cost=50)
+    reward(shop, "Cake", kind="amount_off", amount=400, points_cost=300)
+    today = clock.now.date()
+    anna = enrol(api, birthday=today.replace(year=1990).isoformat())
+    last_year = clock.now - dt.timedelta(days=300)  # earned nearly a year ago: the next to expire
+    api.post("/transactions", json=sale(line("COF", 4000), card=anna["card"], at=last_year))
+
+    def check(answer):
+        seen = api.get(f"/cards/{anna['card']}").get_json()
+        assert answer["points"]["balance_after"] == seen["balance"]
+        for key in ("tier", "next_expiry", "next_reward", "birthday_week"):
+            assert answer[key] == seen[key], key
+        assert api.get(f"/transactions/{answer['id']}").get_json() == {**answer, "returns": []}
+
+    for basket, rewards in (([line("COF", 250, 2)], [coffee["id"]]), ([line("WINE", 17000, category="wine")], None), ([line("BAN", 199, "0.5")], None)):
+        answer = api.post("/transactions", json=sale(*basket, card=anna["card"], at=clock.now, rewards=rewards)).get_json()
+        check(answer)
+        assert answer["birthday_week"] is True
+    assert answer["tier"]["code"] == "silver"

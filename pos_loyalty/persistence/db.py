@@ -25,6 +25,7 @@ class Database:
     reader: Engine
     is_sqlite: bool
     write_lock: threading.Lock | None = field(default=None)
+    sessions: dict = field(default_factory=dict, repr=False)  # (read_only) -> sessionmaker, made once
 
     def dispose(self) -> None:
         self.writer.dispose()

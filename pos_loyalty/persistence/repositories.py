@@ -4,13 +4,116 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..domain.errors import DuplicateKey
 from ..domain.ledger import Entry
 from . import models as m
+
+# The tables themselves, for the counter's hot paths (checkout, card lookup, till tokens): plain
+# SQLAlchemy Core statements returning rows, no ORM object graphs. Rows read like the models
+# (``row.balance``), so the services do not care which they were handed.
+CUSTOMERS = m.Customer.__table__
+CARDS = m.Card.__table__
+PROGRAMMES = m.ProgrammeVersion.__table__
+REWARDS = m.Reward.__table__
+TILLS = m.Till.__table__
+TRANSACTIONS = m.Transaction.__table__
+LINES = m.TransactionLine.__table__
+REDEMPTIONS = m.Redemption.__table__
+LEDGER = m.LedgerEntry.__table__
+PRODUCTS = m.CustomerProduct.__table__
+FOLLOW_UPS = m.FollowUp.__table__
+
+
+def _spent_after(name: str):
+    return func.coalesce(func.sum(case((TRANSACTIONS.c.occurred_at > bindparam(name), TRANSACTIONS.c.eligible_spend), else_=0)), 0)
+
+
+# Built once: constructing a statement costs more than SQLAlchemy's cached compile and SQLite's read.
+_CARD_HOLDER = (
+    select(CARDS.c.status.label("card_status"), CARDS.c.blocked_reason.label("card_blocked_reason"), CUSTOMERS)
+    .join_from(CARDS, CUSTOMERS, CUSTOMERS.c.id == CARDS.c.customer_id)
+    .where(CARDS.c.number == bindparam("number"))
+)
+_CARD_HOLDER_LOCKED = _CARD_HOLDER.with_for_update(of=CUSTOMERS)
+# What the cashier screen needs about the holder beyond the row, in the same read: the spend over
+# the rolling year and the last visit (both from the customer's sales, by index).
+_CARD_HOLDER_WITH_VISITS = _CARD_HOLDER.add_columns(
+    select(func.coalesce(func.sum(TRANSACTIONS.c.eligible_spend), 0))
+    .where(TRANSACTIONS.c.customer_id == CUSTOMERS.c.id, TRANSACTIONS.c.occurred_at > bindparam("since"))
+    .scalar_subquery()
+    .label("rolling_spend"),
+    type_coerce(
+        select(TRANSACTIONS.c.occurred_at)
+        .where(TRANSACTIONS.c.customer_id == CUSTOMERS.c.id, TRANSACTIONS.c.kind == "sale")
+        .order_by(TRANSACTIONS.c.occurred_at.desc())
+        .limit(1)
+        .scalar_subquery(),
+        m.UTCDateTime(),
+    ).label("last_sale_at"),
+)
+_ADD_TO_BALANCE = (
+    update(CUSTOMERS).where(CUSTOMERS.c.id == bindparam("customer_id")).values(balance=CUSTOMERS.c.balance + bindparam("points"))
+)
+_CARDS_OF = select(CARDS).where(CARDS.c.customer_id == bindparam("customer_id")).order_by(CARDS.c.issued_at)
+_LATEST_PROGRAMME = select(PROGRAMMES.c.id, PROGRAMMES.c.data).order_by(PROGRAMMES.c.id.desc()).limit(1)
+_REWARDS_BY_COST = select(REWARDS).order_by(REWARDS.c.points_cost, REWARDS.c.id)
+_ACTIVE_REWARDS = _REWARDS_BY_COST.where(REWARDS.c.active.is_(True))
+_ACTIVE_REWARDS_AND = _REWARDS_BY_COST.where(or_(REWARDS.c.active.is_(True), REWARDS.c.id.in_(bindparam("ids", expanding=True))))
+_TILL_BY_TOKEN = select(TILLS.c.id, TILLS.c.name).where(TILLS.c.token_hash == bindparam("token_hash"), TILLS.c.revoked_at.is_(None))
+_ANSWER_OF = select(TRANSACTIONS.c.id, TRANSACTIONS.c.kind, TRANSACTIONS.c.request_hash, TRANSACTIONS.c.response).where(
+    TRANSACTIONS.c.id == bindparam("id")
+)
+_SPEND_SINCE_1 = select(_spent_after("a")).where(
+    TRANSACTIONS.c.customer_id == bindparam("customer_id"), TRANSACTIONS.c.occurred_at > bindparam("earliest")
+)
+_SPEND_SINCE_2 = select(_spent_after("a"), _spent_after("b")).where(
+    TRANSACTIONS.c.customer_id == bindparam("customer_id"), TRANSACTIONS.c.occurred_at > bindparam("earliest")
+)
+_BONUSES_HELD = select(
+    func.coalesce(func.sum(case((LEDGER.c.cause == "welcome", LEDGER.c.points), else_=0)), 0),
+    func.coalesce(
+        func.sum(case((and_(LEDGER.c.cause == "birthday", LEDGER.c.created_at >= bindparam("since")), LEDGER.c.points), else_=0)), 0
+    ),
+).where(LEDGER.c.customer_id == bindparam("customer_id"), LEDGER.c.cause.in_(("welcome", "birthday")))
+_ENTRIES_OF = (
+    select(LEDGER.c.id, LEDGER.c.points, LEDGER.c.kind, LEDGER.c.created_at, LEDGER.c.expires_at, LEDGER.c.lot_id)
+    .where(LEDGER.c.customer_id == bindparam("customer_id"))
+    .order_by(LEDGER.c.id)
+)
+_FAVOURITES = (
+    select(PRODUCTS.c.sku, PRODUCTS.c.description, PRODUCTS.c.visits)
+    .where(PRODUCTS.c.customer_id == bindparam("customer_id"), PRODUCTS.c.visits > 0)
+    .order_by(PRODUCTS.c.visits.desc(), PRODUCTS.c.quantity_milli.desc(), PRODUCTS.c.sku)
+    .limit(bindparam("limit"))
+)
+_OPEN_FOLLOW_UPS = (
+    select(FOLLOW_UPS.c.id, FOLLOW_UPS.c.opened_at, FOLLOW_UPS.c.reason)
+    .where(FOLLOW_UPS.c.customer_id == bindparam("customer_id"), FOLLOW_UPS.c.resolved_at.is_(None))
+    .order_by(FOLLOW_UPS.c.opened_at)
+)
+
+
+def _bought_upsert(insert):
+    stmt = insert(PRODUCTS)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[PRODUCTS.c.customer_id, PRODUCTS.c.sku],
+        set_={
+            "visits": PRODUCTS.c.visits + new.visits,
+            "quantity_milli": PRODUCTS.c.quantity_milli + new.quantity_milli,
+            "description": new.description,
+            "last_bought_at": case((new.last_bought_at > PRODUCTS.c.last_bought_at, new.last_bought_at), else_=PRODUCTS.c.last_bought_at),
+        },
+    )
+
+
+_RECORD_BOUGHT = {"postgresql": _bought_upsert(pg_insert), "sqlite": _bought_upsert(sqlite_insert)}
 
 UNIQUE_FIELDS = ("email", "phone", "number", "username", "name", "transaction_id", "visit_code")
 
@@ -40,6 +143,12 @@ class _Repo:
 
     def _flush(self) -> None:
         flush(self.s)
+
+    def _core(self, stmt, params=None):
+        """A prebuilt Core statement on the session's connection (after flushing what the ORM holds,
+        so a read sees this unit of work's own changes)."""
+        flush(self.s)
+        return self.s.connection().execute(stmt, params)
 
 
 class Customers(_Repo):
@@ -115,6 +224,23 @@ class Customers(_Repo):
     def add_to_balance(self, customer: m.Customer, points: int) -> None:
         customer.balance = customer.balance + points
 
+    # -- Core, for the counter --
+
+    def card_holder(self, card_number: str, *, for_update: bool = False):
+        """The card's status and its holder's row in one read (None if no such card); with
+        ``for_update`` the customer row is locked until commit where the database can."""
+        stmt = _CARD_HOLDER_LOCKED if for_update and self._lock_rows else _CARD_HOLDER
+        return self._core(stmt, {"number": card_number}).first()
+
+    def card_holder_with_visits(self, card_number: str, *, rolling_since: dt.datetime):
+        """``card_holder`` plus ``rolling_spend`` (eligible spend after ``rolling_since``) and
+        ``last_sale_at``: what the cashier screen shows, in one read."""
+        return self._core(_CARD_HOLDER_WITH_VISITS, {"number": card_number, "since": rolling_since}).first()
+
+    def change_balance(self, customer_id: int, points: int) -> None:
+        if points:
+            self._core(_ADD_TO_BALANCE, {"customer_id": customer_id, "points": points})
+
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -133,10 +259,14 @@ class Cards(_Repo):
     def of_customer(self, customer_id: int) -> list[m.Card]:
         return list(self.s.scalars(select(m.Card).where(m.Card.customer_id == customer_id).order_by(m.Card.issued_at)))
 
+    def rows_of_customer(self, customer_id: int) -> list[Any]:
+        return list(self._core(_CARDS_OF, {"customer_id": customer_id}))
+
 
 class Programmes(_Repo):
-    def latest(self) -> m.ProgrammeVersion | None:
-        return self.s.scalars(select(m.ProgrammeVersion).order_by(m.ProgrammeVersion.id.desc()).limit(1)).first()
+    def latest(self):
+        """The newest version's id and data (a row), or None."""
+        return self._core(_LATEST_PROGRAMME).first()
 
     def get(self, version_id: int) -> m.ProgrammeVersion | None:
         return self.s.get(m.ProgrammeVersion, version_id)
@@ -161,6 +291,14 @@ class Rewards(_Repo):
             stmt = stmt.where(m.Reward.active.is_(True))
         return list(self.s.scalars(stmt))
 
+    def rows(self, *, active_only: bool = False, also: Sequence[int] = ()) -> list[Any]:
+        """Rewards as rows (cheapest first): the active ones, plus any ids in ``also``."""
+        if not active_only:
+            return list(self._core(_REWARDS_BY_COST))
+        if also:
+            return list(self._core(_ACTIVE_REWARDS_AND, {"ids": list(also)}))
+        return list(self._core(_ACTIVE_REWARDS))
+
     def add(self, **fields: Any) -> m.Reward:
         reward = m.Reward(**fields)
         self.s.add(reward)
@@ -174,6 +312,10 @@ class Tills(_Repo):
 
     def by_token_hash(self, token_hash: str) -> m.Till | None:
         return self.s.scalars(select(m.Till).where(m.Till.token_hash == token_hash)).first()
+
+    def active_by_token_hash(self, token_hash: str):
+        """(id, name) of the unrevoked till holding this token, or None: one indexed read."""
+        return self._core(_TILL_BY_TOKEN, {"token_hash": token_hash}).first()
 
     def get(self, till_id: int) -> m.Till | None:
         return self.s.get(m.Till, till_id)
@@ -280,18 +422,46 @@ class Transactions(_Repo):
             or 0
         )
 
-    def last_visit(self, customer_id: int) -> dt.datetime | None:
-        return self.s.scalar(
-            select(func.max(m.Transaction.occurred_at)).where(
-                m.Transaction.customer_id == customer_id, m.Transaction.kind == "sale"
-            )
-        )
+    # -- Core, for the counter --
+
+    def answer_of(self, transaction_id: str):
+        """(id, kind, request_hash, response) of a stored transaction, or None: what a retry needs."""
+        return self._core(_ANSWER_OF, {"id": transaction_id}).first()
+
+    def spend_since(self, customer_id: int, *since: dt.datetime) -> tuple[int, ...]:
+        """The eligible spend after each of the given moments, in one read."""
+        if len(since) not in (1, 2):
+            raise ValueError("one or two moments")
+        params = {"customer_id": customer_id, "earliest": min(since), "a": since[0], "b": since[-1]}
+        row = self._core(_SPEND_SINCE_1 if len(since) == 1 else _SPEND_SINCE_2, params).first()
+        return tuple(int(v or 0) for v in row)
+
+    def insert(self, row: dict[str, Any], lines: Sequence[dict[str, Any]], redemptions: Sequence[dict[str, Any]] = ()) -> None:
+        """A whole transaction with its lines and redemptions, as three statements."""
+        try:
+            self._core(TRANSACTIONS.insert(), [row])
+        except IntegrityError as e:  # another till stored the same id first
+            raise duplicate_key(e) from e
+        if lines:
+            self._core(LINES.insert(), list(lines))
+        if redemptions:
+            self._core(REDEMPTIONS.insert(), list(redemptions))
 
     def set_response(self, transaction_id: str, response: dict[str, Any]) -> None:
         self.s.execute(update(m.Transaction).where(m.Transaction.id == transaction_id).values(response=response))
 
 
 class Ledger(_Repo):
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Entries in the order given (ids rise in that order), as one statement."""
+        if rows:
+            self._core(LEDGER.insert(), list(rows))
+
+    def bonuses_held(self, customer_id: int, *, birthday_since: dt.datetime) -> tuple[int, int]:
+        """(welcome points held, birthday points since the given moment), in one read."""
+        row = self._core(_BONUSES_HELD, {"customer_id": customer_id, "since": birthday_since}).first()
+        return int(row[0] or 0), int(row[1] or 0)
+
     def add(self, **fields: Any) -> m.LedgerEntry:
         entry = m.LedgerEntry(**fields)
         self.s.add(entry)
@@ -299,19 +469,7 @@ class Ledger(_Repo):
         return entry
 
     def entries(self, customer_id: int) -> list[Entry]:
-        rows = self.s.execute(
-            select(
-                m.LedgerEntry.id,
-                m.LedgerEntry.points,
-                m.LedgerEntry.kind,
-                m.LedgerEntry.created_at,
-                m.LedgerEntry.expires_at,
-                m.LedgerEntry.lot_id,
-            )
-            .where(m.LedgerEntry.customer_id == customer_id)
-            .order_by(m.LedgerEntry.id)
-        )
-        return [Entry(*row) for row in rows]
+        return [Entry(*row) for row in self._core(_ENTRIES_OF, {"customer_id": customer_id})]
 
     def page(self, customer_id: int, *, limit: int = 100) -> list[m.LedgerEntry]:
         return list(
@@ -339,12 +497,43 @@ class Ledger(_Repo):
         return int(self.s.scalar(stmt) or 0)
 
     def customers_with_lots_expiring_by(self, moment: dt.datetime) -> list[int]:
+        """Every customer whose ledger may still hold points past their date at ``moment``: never
+        one fewer than ``domain.ledger.replay`` would find, and in practice only those.
+
+        One pass over the ledger (the covering index ``ix_ledger_entries_customer_lots``), grouped
+        by customer. A customer whose replay leaves points in a lot due by ``moment`` has
+          - a positive entry due by ``moment``, and a positive balance (points held mean no debt);
+          - and either a balance above what the lots not yet due can hold at most (their points less
+            what entries aimed at them took back: nothing else reaches them while an older lot
+            still holds points, since points are spent soonest expiry first),
+          - or a lot due by ``moment`` written after a lot that is not (a shortened expiry policy,
+            a claim of an old sale), where that bound does not hold and the replay decides.
+        A customer whose lots are all spent, taken back or expired already meets none of these,
+        however long their history: the run replays only those who may have points due.
+        """
+        from sqlalchemy import case, or_
+        from sqlalchemy.orm import aliased
+
+        e = aliased(m.LedgerEntry, name="e")
+        lot = aliased(m.LedgerEntry, name="lot")  # the lot an entry is aimed at, if it is
+        due = and_(e.points > 0, e.expires_at.is_not(None), e.expires_at <= moment)
+        ahead = and_(e.points > 0, or_(e.expires_at.is_(None), e.expires_at > moment))
+        aimed_ahead = and_(e.points < 0, lot.id.is_not(None), or_(lot.expires_at.is_(None), lot.expires_at > moment))
+        balance = func.sum(e.points)
+        at_most_ahead = func.sum(case((ahead, e.points), (aimed_ahead, e.points), else_=0))
         return list(
             self.s.scalars(
-                select(m.LedgerEntry.customer_id)
-                .where(and_(m.LedgerEntry.expires_at.is_not(None), m.LedgerEntry.expires_at <= moment, m.LedgerEntry.points > 0))
-                .distinct()
-                .order_by(m.LedgerEntry.customer_id)
+                select(e.customer_id)
+                .outerjoin(lot, lot.id == e.lot_id)
+                .group_by(e.customer_id)
+                .having(
+                    and_(
+                        func.max(case((due, 1), else_=0)) == 1,
+                        balance > 0,
+                        or_(balance > at_most_ahead, func.max(case((due, e.id))) > func.min(case((ahead, e.id)))),
+                    )
+                )
+                .order_by(e.customer_id)
             )
         )
 
@@ -373,6 +562,22 @@ class CustomerProducts(_Repo):
             if visit > 0:
                 row.description = description
                 row.last_bought_at = max(row.last_bought_at, at)
+
+    def record_bought(self, customer_id: int, bought: Sequence[tuple[str, str, int]], at: dt.datetime) -> None:
+        """One sale's products (sku, description, quantity_milli), each a visit: one upsert statement."""
+        if not bought:
+            return
+        connection = self.s.connection()
+        self._core(
+            _RECORD_BOUGHT[connection.dialect.name],
+            [
+                {"customer_id": customer_id, "sku": sku, "description": description, "visits": 1, "quantity_milli": quantity, "last_bought_at": at}
+                for sku, description, quantity in bought
+            ],
+        )
+
+    def favourite_rows(self, customer_id: int, limit: int = 5) -> list[Any]:
+        return list(self._core(_FAVOURITES, {"customer_id": customer_id, "limit": limit}))
 
     def favourites(self, customer_id: int, limit: int = 5) -> list[m.CustomerProduct]:
         return list(
@@ -414,6 +619,9 @@ class FollowUps(_Repo):
                 .order_by(m.FollowUp.opened_at)
             )
         )
+
+    def open_rows_for(self, customer_id: int) -> list[Any]:
+        return list(self._core(_OPEN_FOLLOW_UPS, {"customer_id": customer_id}))
 
     def all_open(self) -> list[m.FollowUp]:
         return list(self.s.scalars(select(m.FollowUp).where(m.FollowUp.resolved_at.is_(None)).order_by(m.FollowUp.opened_at)))

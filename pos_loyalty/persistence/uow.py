@@ -29,8 +29,11 @@ class SqlUnitOfWork:
         self._db = db
         self._now = now or repos.m.utcnow
         self._read_only = read_only
-        engine = db.reader if read_only else db.writer
-        self._session_factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+        factory = db.sessions.get(read_only)
+        if factory is None:
+            engine = db.reader if read_only else db.writer
+            factory = db.sessions[read_only] = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+        self._session_factory = factory
         self._lock = db.write_lock if (db.write_lock is not None and not read_only) else nullcontext()
         self.for_update = not db.is_sqlite and not read_only
 
@@ -38,26 +41,19 @@ class SqlUnitOfWork:
         self._lock.__enter__()
         try:
             self.session: Session = self._session_factory()
-            s, lock, now = self.session, self.for_update, self._now
-            self.customers = repos.Customers(s, now, lock)
-            self.cards = repos.Cards(s, now)
-            self.programmes = repos.Programmes(s, now)
-            self.rewards = repos.Rewards(s, now)
-            self.tills = repos.Tills(s, now)
-            self.users = repos.Users(s, now)
-            self.transactions = repos.Transactions(s, now, lock)
-            self.ledger = repos.Ledger(s, now)
-            self.products = repos.CustomerProducts(s, now)
-            self.feedback = repos.Feedback(s, now)
-            self.follow_ups = repos.FollowUps(s, now)
-            self.audit = repos.Audit(s, now)
-            self.print_jobs = repos.PrintJobs(s, now)
-            self.reports = reports.Reports(s)
-            self.privacy = privacy.Privacy(s)
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise
         return self
+
+    def __getattr__(self, name: str):
+        """The repositories, each made on first use: most use cases touch two or three of fifteen."""
+        make = _REPOSITORIES.get(name)
+        if make is None or "session" not in self.__dict__:
+            raise AttributeError(name)
+        repo = make(self.session, self._now, self.for_update)
+        setattr(self, name, repo)
+        return repo
 
     def __exit__(self, *exc) -> None:
         try:
@@ -81,6 +77,25 @@ class SqlUnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
+
+
+_REPOSITORIES = {
+    "customers": lambda s, now, lock: repos.Customers(s, now, lock),
+    "cards": lambda s, now, lock: repos.Cards(s, now),
+    "programmes": lambda s, now, lock: repos.Programmes(s, now),
+    "rewards": lambda s, now, lock: repos.Rewards(s, now),
+    "tills": lambda s, now, lock: repos.Tills(s, now),
+    "users": lambda s, now, lock: repos.Users(s, now),
+    "transactions": lambda s, now, lock: repos.Transactions(s, now, lock),
+    "ledger": lambda s, now, lock: repos.Ledger(s, now),
+    "products": lambda s, now, lock: repos.CustomerProducts(s, now),
+    "feedback": lambda s, now, lock: repos.Feedback(s, now),
+    "follow_ups": lambda s, now, lock: repos.FollowUps(s, now),
+    "audit": lambda s, now, lock: repos.Audit(s, now),
+    "print_jobs": lambda s, now, lock: repos.PrintJobs(s, now),
+    "reports": lambda s, now, lock: reports.Reports(s),
+    "privacy": lambda s, now, lock: privacy.Privacy(s),
+}
 
 
 def uow_factory(db: Database, now=None):

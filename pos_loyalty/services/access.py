@@ -57,10 +57,8 @@ def revoke_till(shop: Shop, name: str) -> None:
 
 def authenticate_till(shop: Shop, token: str) -> TillIdentity | None:
     with shop.uow(read_only=True) as uow:
-        till = uow.tills.by_token_hash(hash_token(token))
-        if till is None or till.revoked_at is not None:
-            return None
-        return TillIdentity(till.id, till.name)
+        till = uow.tills.active_by_token_hash(hash_token(token))
+        return None if till is None else TillIdentity(till.id, till.name)
 
 
 def add_user(shop: Shop, username: str, password: str, role: str, *, actor: str = "cli") -> None:

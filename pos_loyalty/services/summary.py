@@ -21,22 +21,34 @@ def greeting_name(customer) -> str | None:
     return customer.name.split()[0] if customer.name and customer.name.split() else None
 
 
-def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Programme) -> dict[str, Any]:
+def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Programme, rolling: int | None = None) -> dict[str, Any]:
     """Balance, tier and the distance to the next, next reward, rewards redeemable now, next expiry.
 
-    Three reads: the rolling spend, the active rewards, and (only when there are points that could
-    expire) the ledger, replayed to find the open lots.
+    Three reads: the rolling spend (unless given), the active rewards, and (only when there are
+    points that could expire) the ledger, replayed to find the open lots.
     """
     now = shop.now()
-    today = shop.local_date(now)
-    rolling = uow.transactions.rolling_spend(customer.id, now - ROLLING)
-    tier = programme.tier_for(rolling)
-    nxt = programme.next_tier(rolling)
+    if rolling is None:
+        (rolling,) = uow.transactions.spend_since(customer.id, now - ROLLING)
     balance = customer.balance
     # A balance of zero or less leaves no open lot (a deficit is only ever left once every lot is
     # used up), so there is nothing to expire and no need to read the ledger.
     expiry = replay(uow.ledger.entries(customer.id)).next_expiry(now) if balance > 0 else None
-    offers = [o for o in map(offer_of, uow.rewards.all(active_only=True)) if o.available(today, tier.code)]
+    return position_of(
+        programme, shop, balance=balance, rolling=rolling, expiry=expiry, rewards=uow.rewards.rows(active_only=True),
+        birthday=customer.birthday, now=now,
+    )
+
+
+def position_of(
+    programme: Programme, shop: Shop, *, balance: int, rolling: int, expiry: tuple[int, dt.datetime] | None, rewards, birthday, now: dt.datetime
+) -> dict[str, Any]:
+    """Where a customer stands, from what was read: no database here, so a checkout can work it
+    out for the balance it is about to write."""
+    today = shop.local_date(now)
+    tier = programme.tier_for(rolling)
+    nxt = programme.next_tier(rolling)
+    offers = [o for o in map(offer_of, rewards) if o.active and o.available(today, tier.code)]
     redeemable = [o for o in offers if o.points_cost <= balance] if balance > 0 else []
     ahead = min((o for o in offers if o.points_cost > balance), key=lambda o: (o.points_cost, o.id), default=None)
     return {
@@ -59,7 +71,7 @@ def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Program
             else None
         ),
         "rewards_redeemable": [{"id": o.id, "name": o.name, "points_cost": o.points_cost, "kind": o.kind} for o in redeemable],
-        "birthday_week": in_birthday_week(today, customer.birthday, programme.birthday_window_days),
+        "birthday_week": in_birthday_week(today, birthday, programme.birthday_window_days),
     }
 
 
@@ -89,33 +101,31 @@ def customer_dict(customer, cards=()) -> dict[str, Any]:
 def card_summary(shop: Shop, card_number: str) -> dict[str, Any]:
     """Everything the cashier screen shows when this card is scanned, in one read transaction."""
     with shop.uow(read_only=True) as uow:
-        card = uow.cards.get(card_number)
-        if card is None:
+        now = shop.now()
+        customer = uow.customers.card_holder_with_visits(card_number, rolling_since=now - ROLLING)
+        if customer is None:
             raise NotFound(f"no customer has the card {card_number}", field="card_number")
-        customer = uow.customers.get(card.customer_id)
-        if customer is None or customer.erased_at is not None:
+        if customer.erased_at is not None:
             raise NotFound("this card's account was erased at the customer's request", field="card_number")
-        cards = uow.cards.of_customer(customer.id)
-        if card.status != "active":
+        cards = uow.cards.rows_of_customer(customer.id)
+        if customer.card_status != "active":
             newer = any(c.status == "active" for c in cards)
             raise Conflict(
-                f"this card is blocked ({card.blocked_reason or 'lost'}); "
+                f"this card is blocked ({customer.card_blocked_reason or 'lost'}); "
                 + ("ask for the customer's new card" if newer else "issue the customer a new card: the account and its points are kept"),
                 field="card_number",
                 customer_id=customer.id,
             )
-        position = points_position(uow, shop, customer, programme=current_programme(uow))
-        last_visit = uow.transactions.last_visit(customer.id)
+        position = points_position(uow, shop, customer, programme=current_programme(uow), rolling=int(customer.rolling_spend))
+        last_visit = customer.last_sale_at
         return {
-            "card": {"number": card.number, "masked": mask_card_number(card.number), "status": card.status},
+            "card": {"number": card_number, "masked": mask_card_number(card_number), "status": customer.card_status},
             "customer": customer_dict(customer, cards),
             "greeting_name": greeting_name(customer),
             **position,
-            "favourites": [
-                {"sku": f.sku, "description": f.description, "visits": f.visits} for f in uow.products.favourites(customer.id)
-            ],
+            "favourites": [{"sku": f.sku, "description": f.description, "visits": f.visits} for f in uow.products.favourite_rows(customer.id)],
             "last_visit": last_visit.isoformat() if last_visit else None,
             "open_follow_ups": [
-                {"id": f.id, "opened_at": f.opened_at.isoformat(), "reason": f.reason} for f in uow.follow_ups.open_for(customer.id)
+                {"id": f.id, "opened_at": f.opened_at.isoformat(), "reason": f.reason} for f in uow.follow_ups.open_rows_for(customer.id)
             ],
         }

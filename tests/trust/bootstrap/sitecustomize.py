@@ -6,25 +6,23 @@ unless ``POS_LOYALTY_TEST_BREAK`` names a fault:
 
 ``read-then-write-redemption``
     Checkout as a careless hand would write it: the customer's balance is read before the sale's
-    write transaction, with no lock (``Customers.get_for_update`` becomes a plain read of that
-    earlier balance, ``Database.write_lock`` is gone), a moment passes, and the sale then
-    writes "balance read minus points spent". Two tills redeeming at once both see the points
-    and both spend them.
+    write transaction, with no lock (``Customers.card_holder`` answers with that earlier balance
+    and locks nothing, ``Database.write_lock`` is gone), a moment passes, and the sale then spends
+    the points it checked. Two tills redeeming at once both see the points and both spend them.
 """
 from __future__ import annotations
 
 import os
 import threading
 import time
+from types import SimpleNamespace
 
 FAULT = os.environ.get("POS_LOYALTY_TEST_BREAK", "")
 _checked = threading.local()
 
 
 def _break_redemption() -> None:
-    from sqlalchemy.orm.attributes import set_committed_value
-
-    from pos_loyalty.persistence import db, models, repositories
+    from pos_loyalty.persistence import db, repositories
     from pos_loyalty.services import transactions
 
     connect = db.connect
@@ -36,23 +34,24 @@ def _break_redemption() -> None:
 
     db.connect = connect_without_write_lock
 
-    def get_without_lock(self, customer_id):
-        customer = self.s.get(models.Customer, customer_id)
-        balance = getattr(_checked, "balance", None)
-        if customer is not None and balance is not None:
-            set_committed_value(customer, "balance", balance)  # the balance as it was checked
-        return customer
+    card_holder = repositories.Customers.card_holder
 
-    repositories.Customers.get_for_update = get_without_lock
+    def card_holder_as_checked(self, card_number, *, for_update=False):
+        holder = card_holder(self, card_number)  # never locked
+        balance = getattr(_checked, "balance", None)
+        if holder is None or balance is None:
+            return holder
+        return SimpleNamespace(**{**holder._asdict(), "balance": balance})  # the balance as it was checked
+
+    repositories.Customers.card_holder = card_holder_as_checked
 
     record_sale = transactions.record_sale
 
     def check_then_record_sale(shop, request, **kw):
         if request.card_number and request.rewards:
             with shop.uow(read_only=True) as uow:
-                card = uow.cards.get(request.card_number)
-                customer = uow.customers.get(card.customer_id) if card else None
-                _checked.balance = customer.balance if customer else None
+                holder = uow.customers.card_holder(request.card_number)
+            _checked.balance = holder.balance if holder else None
             time.sleep(0.002)  # the moment between the check and the write
         try:
             return record_sale(shop, request, **kw)
