@@ -1,6 +1,7 @@
 """The manager's reports over the whole history, each beside one plain pass over the table it
 reads (the same rows, summed without grouping: the least any report over them can cost); and the
-daily expiry run the server does at start-up and every day."""
+daily expiry run the server does at start-up and every day. Before the reports, the time the
+report summaries take to catch up (the first time: to be built from the whole history)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -57,6 +58,12 @@ def time_reports(shop, raw: RawDatabase, first_day: dt.date, *, repeat: int) -> 
         ),
     }
     out: dict[str, Any] = {}
+    # The reports read summaries (migration 0003) that triggers queue new rows for; the generated
+    # data arrives all queued, so the first refresh builds them from the whole history. Timed on
+    # its own, then every report below folds in only what the load before it wrote.
+    # (kept beside the first report: bench/run.py tabulates every entry of this dict as a report)
+    built = _timed(lambda: R.refresh_summaries(shop, rebuild=True), 1)
+    built["result"] = built.pop("_result")
     for name, (report, floor) in cases.items():
         timed = _timed(report, repeat)
         result = timed.pop("_result")
@@ -65,6 +72,7 @@ def time_reports(shop, raw: RawDatabase, first_day: dt.date, *, repeat: int) -> 
         timed["floor"] = floor_timed
         timed["rows"] = len(result) if isinstance(result, list) else len(result.get("rows", []))
         out[name] = timed
+    out["points_outstanding"]["summaries_built_first"] = built
     return out
 
 

@@ -1,4 +1,4 @@
-"""Work the server does by itself: the daily expiry run."""
+"""Work the server does by itself: the daily expiry run, then folding the report summaries."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +6,7 @@ import threading
 from typing import Any, Callable
 
 from .services.points import expire_points
+from .services.reports import refresh_summaries
 
 log = logging.getLogger("pos_loyalty.jobs")
 DAY_SECONDS = 24 * 3600
@@ -46,6 +47,11 @@ class DailyJobs:
                 log.info("expiry run: %(points)s points expired for %(customers)s customers", result)
             except Exception:  # keep serving; the next run will try again
                 log.exception("expiry run failed")
+            try:  # fold the day's writes into the report summaries, so the first report has little to do
+                if not refresh_summaries(self.services.shop)["current"]:
+                    log.warning("the report summaries are not built: reports read the whole history until `pos-loyalty init` builds them")
+            except Exception:
+                log.exception("folding the report summaries failed")
             if self.on_run is not None:
                 try:
                     self.on_run(result)

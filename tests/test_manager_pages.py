@@ -449,6 +449,21 @@ def test_the_lists_of_customers_to_contact_download_as_csv(api, manager):
     assert manager.get("/panel/reports/actions/everyone.csv").status_code == 404
 
 
+def test_a_long_list_shows_its_first_rows_and_the_csv_has_them_all(api, manager, monkeypatch):
+    """A chain's lapsing list runs to the hundred thousands: the page shows the first rows and says
+    so; the download has every one."""
+    import web.manager.reports as pages
+
+    monkeypatch.setattr(pages, "ACTION_ROWS_SHOWN", 2)
+    for name in ("Ada Alt", "Ben Berg", "Cem Cay"):
+        enrol(api, name, birthday="1990-06-18")
+    page = text_of(manager.get("/panel/reports/actions"))
+    assert "Ada Alt" in page and "Ben Berg" in page and "Cem Cay" not in page
+    assert "Showing the first 2 of 3; the CSV file has them all." in page
+    rows = manager.get("/panel/reports/actions/birthdays.csv").get_data(as_text=True).splitlines()
+    assert [row.split(",")[1] for row in rows[1:]] == ["Ada Alt", "Ben Berg", "Cem Cay"]
+
+
 def test_charts_are_drawn_on_whole_steps_and_show_names_as_text():
     assert axis_range([0, 1193]) == (0, 1500, 500)
     assert axis_range([-175, 374]) == (-200, 400, 200)

@@ -98,6 +98,8 @@ def text_everywhere(app) -> list[tuple[str, str, str]]:
     with app.extensions["pos_loyalty"].db.writer.connect() as conn:
         for table in Base.metadata.sorted_tables:
             columns = [c for c in table.columns if isinstance(c.type, (String, Text, JSON))]
+            if not columns:
+                continue
             for row in conn.execute(select(*columns)):
                 for column, value in zip(columns, row):
                     if value is None:

@@ -6,6 +6,7 @@ till) and the ledger's time (from the clock) agree, as they do at a real counter
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 from fractions import Fraction
@@ -28,6 +29,7 @@ from pos_loyalty.services.reports import (
     points_expiring,
     points_outstanding,
     redemption_rate,
+    refresh_summaries,
     to_csv,
     top_rewards,
     visit_ratings,
@@ -405,8 +407,125 @@ def test_reports_take_the_same_few_queries_for_five_customers_as_for_one(app, ap
         assert lapsing_customers(shop, days=30)
 
     one_more_customer(0)
-    all_reports()  # connections opened, nothing left to warm up
+    all_reports()  # connections opened, summaries built, nothing left to warm up
+    # Both counts include folding what was written since the last report into the summaries:
+    # one customer's sales, then four customers' sales.
+    one_more_customer(1)
     with_one = count_statements(app, all_reports)
-    for n in range(1, 5):
+    for n in range(2, 6):
         one_more_customer(n)
     assert count_statements(app, all_reports) == with_one
+
+
+# -- summaries -------------------------------------------------------------------------------------
+
+
+def every_summarised_report(shop) -> dict:
+    """Each report that reads the summaries, over ranges that use them and ranges that cannot."""
+    return {
+        "outstanding": points_outstanding(shop),
+        "outstanding_90": points_outstanding(shop, within_days=90),
+        "expiring": points_expiring(shop, days=60),
+        "earn_all": earned_versus_spent(shop, "2025-10-01", "2026-09-01"),
+        "earn_mid": earned_versus_spent(shop, "2026-02-14", "2026-05-03"),
+        "activity_all": customer_activity(shop, "2025-10-01", "2026-09-01"),
+        "activity_mid_month": customer_activity(shop, "2026-03-10", "2026-09-01", lapsing_days=30),
+        "activity_past": customer_activity(shop, "2026-02-01", "2026-04-01"),
+        "activity_short": customer_activity(shop, "2026-05-01", "2026-09-01", lapsing_days=200),
+        "lapsing": lapsing_customers(shop, days=20),
+        "lapsing_long": lapsing_customers(shop, days=200),
+    }
+
+
+def from_scratch(shop) -> dict:
+    return {
+        "outstanding": points_outstanding(shop, summaries=False),
+        "outstanding_90": points_outstanding(shop, within_days=90, summaries=False),
+        "expiring": points_expiring(shop, days=60, summaries=False),
+        "earn_all": earned_versus_spent(shop, "2025-10-01", "2026-09-01", summaries=False),
+        "earn_mid": earned_versus_spent(shop, "2026-02-14", "2026-05-03", summaries=False),
+        "activity_all": customer_activity(shop, "2025-10-01", "2026-09-01", summaries=False),
+        "activity_mid_month": customer_activity(shop, "2026-03-10", "2026-09-01", lapsing_days=30, summaries=False),
+        "activity_past": customer_activity(shop, "2026-02-01", "2026-04-01", summaries=False),
+        "activity_short": customer_activity(shop, "2026-05-01", "2026-09-01", lapsing_days=200, summaries=False),
+        "lapsing": lapsing_customers(shop, days=20, summaries=False),
+        "lapsing_long": lapsing_customers(shop, days=200, summaries=False),
+    }
+
+
+def test_the_summarised_reports_equal_the_reports_from_the_whole_history_as_the_shop_goes_on(api, shop, clock):
+    coffee = reward(shop, "Free coffee", points_cost=30)
+    programme(shop, expiry_months=2)
+    people = a_year_of_customers(api, clock)  # seven customers, a year of visits; the clock on 15 June
+    clock.now = at(2026, 6, 15)
+    assert refresh_summaries(shop, rebuild=True)["rebuilt"] == 1  # built from the whole history
+    assert every_summarised_report(shop) == from_scratch(shop)
+
+    # more sales, a reward, a return, goodwill and a correction, a claimed anonymous sale
+    buy(api, clock, people["dora"], 4000, when=at(2026, 6, 16))  # back after a long time
+    buy(api, clock, people["anna"], 250, sku="COF", rewards=[coffee["id"]], when=at(2026, 6, 17))
+    big = buy(api, clock, people["ben"], 9000, when=at(2026, 6, 20))
+    adjust(api, people["emil"]["id"], 25)
+    clock.now = at(2026, 6, 25)
+    assert api.post(f"/transactions/{big['id']}/returns", json=return_of(("TV", 1), at=clock.now)).status_code == 201
+    adjust_points(shop, people["emil"]["id"], -5, reason="double-counted goodwill", user="maria", role="manager")
+    anonymous = buy(api, clock, None, 3000, when=at(2026, 7, 1))
+    r = api.post(f"/transactions/{anonymous['id']}/claim", json={"card_number": people["gus"]["card"]})
+    assert r.status_code == 200, r.get_json()
+    newcomer = enrol(api, "Nina Neu")
+    buy(api, clock, newcomer, 1500, when=at(2026, 7, 2))
+    clock.now = at(2026, 7, 3)
+    assert every_summarised_report(shop) == from_scratch(shop)
+
+    # the nightly expiry run takes what fell due; sales dated ahead of a range's end
+    clock.now = at(2026, 9, 1, 3)
+    assert expire_points(shop)["points"] > 0
+    buy(api, clock, people["finn"], 2000, when=at(2026, 9, 2))
+    clock.now = at(2026, 9, 3)
+    assert every_summarised_report(shop) == from_scratch(shop)
+    assert refresh_summaries(shop) == {"current": True, "rebuilt": 0, "ledger_entries": 0, "sales": 0}  # nothing left to fold
+
+
+def test_the_summaries_are_built_again_for_another_time_zone(api, shop, clock):
+    a_year_of_customers(api, clock)
+    first = refresh_summaries(shop, rebuild=True)
+    assert first["rebuilt"] == 1 and refresh_summaries(shop)["rebuilt"] == 0
+    # a sale at 23:30 UTC on 31 March is April in Berlin and March in New York
+    anna = enrol(api, "Late Lena")
+    buy(api, clock, anna, 1000, when=dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.timezone.utc))
+    clock.now = at(2026, 6, 15)
+    berlin = every_summarised_report(shop)
+    assert berlin == from_scratch(shop)
+    new_york = dataclasses.replace(shop, timezone=ZoneInfo("America/New_York"))
+    assert refresh_summaries(new_york) == {"current": False, "rebuilt": 0, "ledger_entries": 0, "sales": 0}
+    assert every_summarised_report(new_york) == from_scratch(new_york)  # from the base tables meanwhile
+    assert refresh_summaries(new_york, rebuild=True)["rebuilt"] == 1
+    assert every_summarised_report(new_york) == from_scratch(new_york)
+    assert every_summarised_report(new_york)["earn_all"] != berlin["earn_all"]  # the late sale moved month
+    assert refresh_summaries(shop, rebuild=True)["rebuilt"] == 1
+    assert every_summarised_report(shop) == berlin
+
+
+def test_many_writes_are_folded_in_batches(api, shop, clock, monkeypatch):
+    import pos_loyalty.services.reports as reports
+
+    refresh_summaries(shop, rebuild=True)
+    monkeypatch.setattr(reports, "REFRESH_BATCH", 3)
+    people = a_year_of_customers(api, clock)
+    adjust(api, people["anna"]["id"], 40)
+    done = refresh_summaries(shop)
+    assert done["rebuilt"] == 0 and done["sales"] == 12 and done["ledger_entries"] > 12
+    assert every_summarised_report(shop) == from_scratch(shop)
+
+
+def test_before_the_summaries_are_built_the_reports_answer_from_the_whole_history_and_build_nothing(api, shop, clock):
+    """Building the summaries reads everything in one transaction: never in the middle of trading,
+    where a manager opening a report would hold up every till's checkout. A report answers from
+    the base tables until ``pos-loyalty init`` or the nightly job has built them."""
+    a_year_of_customers(api, clock)
+    clock.now = at(2026, 6, 15)
+    assert every_summarised_report(shop) == from_scratch(shop)
+    assert refresh_summaries(shop)["current"] is False  # still not built: no report built them
+    assert refresh_summaries(shop, rebuild=True)["rebuilt"] == 1
+    assert refresh_summaries(shop)["current"] is True
+    assert every_summarised_report(shop) == from_scratch(shop)

@@ -30,7 +30,7 @@ def _first_line(exc: BaseException) -> str:
 
 def require_current_schema(services) -> None:
     """Refuse to work on a database we cannot reach or whose schema is not the newest."""
-    from ..persistence.migrate import current_revision, head_revision
+    from ..app import current_revision, head_revision  # without loading Alembic
 
     try:
         revision = current_revision(services.db.reader)
@@ -64,6 +64,25 @@ def init(ctx: Context) -> None:
         say(f"database created (revision {after})")
     else:
         say(f"schema upgraded from {before} to {after}")
+    _build_report_summaries(ctx)
+
+
+def _build_report_summaries(ctx: Context) -> None:
+    """The manager's reports read summaries of the whole history; building them reads all of it
+    (minutes for a chain-sized database), so it happens here, while no till is waiting, and not
+    on the first report the manager opens during trading."""
+    from ..services.reports import refresh_summaries
+
+    try:
+        done = refresh_summaries(ctx.services.shop, rebuild=False)
+        if not done["current"]:
+            say("building the report summaries from the whole history (once; may take minutes on a large database)…")
+            refresh_summaries(ctx.services.shop, rebuild=True)
+        say("report summaries current")
+    except Exception as exc:  # the schema is done; reports still answer from the base tables
+        say(f"could not build the report summaries ({_first_line(exc)}); reports will read the whole history until the next `pos-loyalty init`")
+    finally:
+        ctx.services.db.dispose()
 
 
 def _listen(app, host: str, port: int, threads: int):

@@ -303,3 +303,109 @@ class PrintJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     printed_at: Mapped[dt.datetime | None]
+
+
+# -- report summaries (migration 0003) -------------------------------------------------------------
+# Kept by the manager's reports (services/reports.refresh_summaries), never by the till's code:
+# triggers on ledger_entries and transactions append what is new to the two queues in the writing
+# transaction itself, and the reports fold the queues into the summaries before they read them.
+# Everything here can be rebuilt from the ledger and the sales (the reports do so when the
+# summaries' version or the shop's time zone changes).
+
+
+class ReportState(Base):
+    """What the summaries were built for: their format version and the shop's time zone."""
+
+    __tablename__ = "report_state"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+
+
+class ReportLedgerQueue(Base):
+    """Ledger entries written since the summaries were last brought up to date."""
+
+    __tablename__ = "report_ledger_queue"
+
+    entry_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class ReportSaleQueue(Base):
+    """Card sales written since the summaries were last brought up to date. ``occurred_at`` is
+    None when a sale changed hands or time (a claim): the customer's sales are read again."""
+
+    __tablename__ = "report_sale_queue"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[dt.datetime | None]
+
+
+class ReportCustomer(Base):
+    """Per customer: the first and last card sale, the local months they bought in, and the
+    deficit their ledger's replay leaves (their open lots are in report_open_lots)."""
+
+    __tablename__ = "report_customers"
+
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    first_sale_at: Mapped[dt.datetime | None]
+    last_sale_at: Mapped[dt.datetime | None]
+    months: Mapped[str] = mapped_column(Text, default="")  # month numbers (year * 12 + month - 1), comma-separated
+    deficit: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_entry_id: Mapped[int] = mapped_column(Integer, default=0)  # the newest ledger entry replayed
+
+    __table_args__ = (
+        Index("ix_report_customers_last_sale_at", "last_sale_at", "customer_id"),
+        Index("ix_report_customers_first_sale_at", "first_sale_at"),
+    )
+
+
+class ReportOpenLot(Base):
+    """A lot of points still held: what ``domain.ledger.replay`` leaves open, per ledger entry."""
+
+    __tablename__ = "report_open_lots"
+
+    entry_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    customer_id: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[dt.datetime | None]
+    remaining: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_report_open_lots_customer_id", "customer_id"),
+        Index("ix_report_open_lots_expires_at", "expires_at", "customer_id", "remaining"),
+    )
+
+
+class ReportLedgerDay(Base):
+    """Points written per local day (its first instant, UTC), kind and sign."""
+
+    __tablename__ = "report_ledger_days"
+
+    day_start: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    positive: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportRetention(Base):
+    """Customers whose first card sale was in local month ``cohort`` who bought in local month
+    ``month`` (both year * 12 + month - 1)."""
+
+    __tablename__ = "report_retention"
+
+    cohort: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    month: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# -- the daily expiry run (migration 0004) ---------------------------------------------------------
+# Ledger.customers_with_lots_expiring_by reads, per customer, every entry's points, expiry date and
+# the lot it is aimed at: one ordered pass over this index, never the table's rows.
+Index(
+    "ix_ledger_entries_customer_lots",
+    LedgerEntry.customer_id,
+    LedgerEntry.id,
+    LedgerEntry.points,
+    LedgerEntry.expires_at,
+    LedgerEntry.lot_id,
+)

@@ -11,9 +11,10 @@ of an expression with different bound parameters.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import ColumnElement, and_, case, extract, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, exists, extract, func, insert, literal_column, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..domain.ledger import Entry
@@ -52,6 +53,19 @@ def _active_card():
 
 _SALE = m.Transaction.kind == "sale"
 _MEMBER = m.Transaction.customer_id.is_not(None)
+
+# One refresher of the summaries at a time on PostgreSQL (SQLite writers queue anyway).
+SUMMARY_LOCK_KEY = 0x5245504F  # "REPO"
+_SUMMARY_TABLES = (
+    m.ReportOpenLot, m.ReportCustomer, m.ReportLedgerDay, m.ReportRetention, m.ReportLedgerQueue, m.ReportSaleQueue,
+    m.ReportState,
+)
+
+
+def _batches(ids: Sequence[int]) -> Iterable[list[int]]:
+    ids = list(ids)
+    for i in range(0, len(ids), IN_CLAUSE_BATCH):
+        yield ids[i : i + IN_CLAUSE_BATCH]
 
 
 class Reports:
@@ -243,6 +257,251 @@ class Reports:
             .order_by(m.Customer.id)
         )
         return [dict(row._mapping) for row in self.s.execute(stmt)]
+
+    # -- summaries: kept up to date by services.reports.refresh_summaries --------------------------
+
+    @property
+    def _postgres(self) -> bool:
+        return self.s.get_bind().dialect.name == "postgresql"
+
+    def lock_summaries(self, *, one_snapshot: bool = False) -> None:
+        """Take the summaries for this transaction (first thing in it). ``one_snapshot``: every
+        statement reads the same snapshot (PostgreSQL's REPEATABLE READ), for a rebuild."""
+        if self._postgres:
+            if one_snapshot:
+                self.s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            self.s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SUMMARY_LOCK_KEY})
+
+    def summary_state(self) -> dict[str, str]:
+        return {key: value for key, value in self.s.execute(select(m.ReportState.key, m.ReportState.value))}
+
+    def reset_summaries(self, state: dict[str, str]) -> None:
+        """Empty every summary and both queues (what the rebuild is about to read covers them)."""
+        for model in _SUMMARY_TABLES:
+            self.s.execute(delete(model))
+        self.s.execute(insert(m.ReportState), [{"key": k, "value": v} for k, v in state.items()])
+
+    def every_ledger(self) -> Iterable[tuple[int, list[Entry]]]:
+        """Every customer's ledger entries in order, one customer at a time (streamed)."""
+        e = m.LedgerEntry
+        rows = self.s.execute(
+            select(e.customer_id, e.id, e.points, e.kind, e.created_at, e.expires_at, e.lot_id)
+            .order_by(e.customer_id, e.id)
+            .execution_options(yield_per=20_000)
+        )
+        current, entries = None, []
+        for customer_id, *fields in rows:
+            if customer_id != current:
+                if entries:
+                    yield current, entries
+                current, entries = customer_id, []
+            entries.append(Entry(*fields))
+        if entries:
+            yield current, entries
+
+    def every_member_sale(self) -> Iterable[tuple[int, list[dt.datetime]]]:
+        """Every customer's card sales' times, one customer at a time (streamed)."""
+        t = m.Transaction
+        rows = self.s.execute(
+            select(t.customer_id, t.occurred_at).where(_SALE, _MEMBER).order_by(t.customer_id).execution_options(yield_per=20_000)
+        )
+        current, times = None, []
+        for customer_id, occurred_at in rows:
+            if customer_id != current:
+                if times:
+                    yield current, times
+                current, times = customer_id, []
+            times.append(occurred_at)
+        if times:
+            yield current, times
+
+    def ledger_queue(self, limit: int) -> list[tuple[int, int | None, Entry | None]]:
+        """(queued entry id, customer, the entry) for the oldest ``limit`` queued ledger entries."""
+        q, e = m.ReportLedgerQueue, m.LedgerEntry
+        rows = self.s.execute(
+            select(q.entry_id, e.customer_id, e.id, e.points, e.kind, e.created_at, e.expires_at, e.lot_id)
+            .outerjoin(e, e.id == q.entry_id)
+            .order_by(q.entry_id)
+            .limit(limit)
+        )
+        return [(qid, customer_id, Entry(*fields) if fields[0] is not None else None) for qid, customer_id, *fields in rows]
+
+    def sale_queue(self, limit: int) -> list[tuple[int, int, dt.datetime | None]]:
+        """(queue id, customer, the sale's time or None: read the customer's sales again)."""
+        q = m.ReportSaleQueue
+        return [tuple(row) for row in self.s.execute(select(q.id, q.customer_id, q.occurred_at).order_by(q.id).limit(limit))]
+
+    def customer_summaries(self, customer_ids: Sequence[int]) -> dict[int, m.ReportCustomer]:
+        rc = m.ReportCustomer
+        found: dict[int, Any] = {}
+        for batch in _batches(customer_ids):
+            found.update({row.customer_id: row for row in self.s.execute(select(rc).where(rc.customer_id.in_(batch))).scalars()})
+        return found
+
+    def open_lots_of(self, customer_ids: Sequence[int]) -> dict[int, list[tuple[int, int, dt.datetime | None]]]:
+        """customer -> [(entry id, points remaining, expires at)] as last summarised."""
+        lot = m.ReportOpenLot
+        found: dict[int, list] = {cid: [] for cid in customer_ids}
+        for batch in _batches(customer_ids):
+            for customer_id, entry_id, remaining, expires_at in self.s.execute(
+                select(lot.customer_id, lot.entry_id, lot.remaining, lot.expires_at).where(lot.customer_id.in_(batch))
+            ):
+                found[customer_id].append((entry_id, remaining, expires_at))
+        return found
+
+    def ledgers_of_customers(self, customer_ids: Sequence[int]) -> dict[int, list[Entry]]:
+        return dict(self.ledgers_of(list(customer_ids)))
+
+    def member_sales_of(self, customer_ids: Sequence[int]) -> dict[int, list[dt.datetime]]:
+        t = m.Transaction
+        found: dict[int, list] = {cid: [] for cid in customer_ids}
+        for batch in _batches(customer_ids):
+            for customer_id, occurred_at in self.s.execute(
+                select(t.customer_id, t.occurred_at).where(_SALE, t.customer_id.in_(batch))
+            ):
+                found[customer_id].append(occurred_at)
+        return found
+
+    def _upsert(self, model, rows: list[dict[str, Any]], keys: Sequence[str], update: Callable) -> None:
+        if not rows:
+            return
+        table = model.__table__
+        stmt = (postgresql if self._postgres else sqlite).insert(table)
+        self.s.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update(table, stmt.excluded)), rows)
+
+    def replace_open_lots(self, customer_ids: Sequence[int], lots: list[dict[str, Any]]) -> None:
+        lot = m.ReportOpenLot
+        for batch in _batches(customer_ids):
+            self.s.execute(delete(lot).where(lot.customer_id.in_(batch)))
+        self.add_open_lots(lots)
+
+    def add_open_lots(self, lots: list[dict[str, Any]]) -> None:
+        if lots:
+            self.s.execute(insert(m.ReportOpenLot), lots)
+
+    def save_ledger_state(self, rows: list[dict[str, Any]]) -> None:
+        """rows of customer_id, deficit, last_entry_id (the sales' columns left as they are)."""
+        self._upsert(
+            m.ReportCustomer,
+            [{"first_sale_at": None, "last_sale_at": None, "months": "", **row} for row in rows],
+            ["customer_id"],
+            lambda t, new: {"deficit": new.deficit, "last_entry_id": new.last_entry_id},
+        )
+
+    def save_sales_state(self, rows: list[dict[str, Any]]) -> None:
+        """rows of customer_id, first_sale_at, last_sale_at, months (the ledger's columns left as they are)."""
+        self._upsert(
+            m.ReportCustomer,
+            [{"deficit": 0, "last_entry_id": 0, **row} for row in rows],
+            ["customer_id"],
+            lambda t, new: {"first_sale_at": new.first_sale_at, "last_sale_at": new.last_sale_at, "months": new.months},
+        )
+
+    def add_ledger_days(self, sums: dict[tuple[dt.datetime, str, bool], int]) -> None:
+        rows = [{"day_start": day, "kind": kind, "positive": positive, "points": points}
+                for (day, kind, positive), points in sums.items()]
+        self._upsert(m.ReportLedgerDay, rows, ["day_start", "kind", "positive"], lambda t, new: {"points": t.c.points + new.points})
+
+    def add_retention(self, counts: dict[tuple[int, int], int]) -> None:
+        rows = [{"cohort": c, "month": mo, "customers": n} for (c, mo), n in counts.items() if n]
+        self._upsert(m.ReportRetention, rows, ["cohort", "month"], lambda t, new: {"customers": t.c.customers + new.customers})
+
+    def dequeue(self, ledger_entry_ids: Sequence[int], sale_queue_ids: Sequence[int]) -> None:
+        for batch in _batches(ledger_entry_ids):
+            self.s.execute(delete(m.ReportLedgerQueue).where(m.ReportLedgerQueue.entry_id.in_(batch)))
+        for batch in _batches(sale_queue_ids):
+            self.s.execute(delete(m.ReportSaleQueue).where(m.ReportSaleQueue.id.in_(batch)))
+
+    # -- the reports, read from the summaries -------------------------------------------------------
+
+    def expiring_totals(self, after: dt.datetime, until: dt.datetime) -> tuple[int, int]:
+        """(customers, points) still held in lots that expire in (after, until]."""
+        lot = m.ReportOpenLot
+        row = self.s.execute(
+            select(func.count(func.distinct(lot.customer_id)), _sum(lot.remaining)).where(lot.expires_at > after, lot.expires_at <= until)
+        ).one()
+        return int(row[0]), int(row[1])
+
+    def expiring_by_customer(self, after: dt.datetime, until: dt.datetime) -> dict[int, tuple[int, dt.datetime]]:
+        """customer -> (points still held that expire in (after, until], the first such expiry)."""
+        lot = m.ReportOpenLot
+        rows = self.s.execute(
+            select(lot.customer_id, func.sum(lot.remaining), func.min(lot.expires_at))
+            .where(lot.expires_at > after, lot.expires_at <= until)
+            .group_by(lot.customer_id)
+        )
+        return {customer_id: (int(points), first) for customer_id, points, first in rows}
+
+    def ledger_days_by_month(self, edges: Sequence[dt.datetime]) -> list[tuple[int, str, bool, int]]:
+        """As ledger_by_month, from the daily sums (every edge is a local midnight)."""
+        d = m.ReportLedgerDay
+        inner = (
+            select(month_bucket(d.day_start, edges).label("month"), d.kind.label("kind"), d.positive.label("positive"), d.points.label("points"))
+            .where(d.day_start >= edges[0], d.day_start < edges[-1])
+            .subquery()
+        )
+        rows = self.s.execute(
+            select(inner.c.month, inner.c.kind, inner.c.positive, func.sum(inner.c.points)).group_by(
+                inner.c.month, inner.c.kind, inner.c.positive
+            )
+        )
+        return [(int(month), kind, bool(positive), int(points)) for month, kind, positive, points in rows]
+
+    def member_sale_in(self, start: dt.datetime | None, end: dt.datetime | None) -> bool:
+        """Whether any card sale happened in [start, end) (an open end: none given)."""
+        t = m.Transaction
+        conditions = [_SALE, _MEMBER]
+        if start is not None:
+            conditions.append(t.occurred_at >= start)
+        if end is not None:
+            conditions.append(t.occurred_at < end)
+        return bool(self.s.scalar(select(exists().where(*conditions))))
+
+    def activity_from_summaries(
+        self, start: dt.datetime, year_before: dt.datetime, recent_from: dt.datetime
+    ) -> dict[str, int]:
+        """customer_activity's counts when no card sale happened at or after the range's end: then a
+        customer is active if their last sale is at or after ``start``, new if their first is, and
+        lapsing if they bought in [year_before, start) and their last sale is before ``recent_from``."""
+        rc = m.ReportCustomer
+        active = int(self.s.scalar(select(func.count()).where(rc.last_sale_at >= start)) or 0)
+        new = int(self.s.scalar(select(func.count()).where(rc.first_sale_at >= start)) or 0)
+        lapsing = int(self.s.scalar(
+            select(func.count()).where(rc.last_sale_at >= year_before, rc.last_sale_at < min(start, recent_from))
+        ) or 0)
+        if recent_from > start:  # last sale in [start, recent_from): lapsing if they also bought in [year_before, start)
+            t = m.Transaction
+            bought_before = exists().where(
+                t.customer_id == rc.customer_id, _SALE, t.occurred_at >= year_before, t.occurred_at < start
+            )
+            lapsing += int(self.s.scalar(
+                select(func.count()).where(
+                    rc.last_sale_at >= start, rc.last_sale_at < recent_from, rc.first_sale_at < start, bought_before
+                )
+            ) or 0)
+        return {"active": active, "new": new, "returning": active - new, "lapsing": lapsing}
+
+    def retention_cells(self, first_month: int, last_month: int) -> list[tuple[int, int, int]]:
+        """(cohort, month, customers) for cohorts and months within [first_month, last_month]."""
+        r = m.ReportRetention
+        rows = self.s.execute(
+            select(r.cohort, r.month, r.customers).where(
+                r.cohort >= first_month, r.cohort <= last_month, r.month <= last_month, r.customers != 0
+            )
+        )
+        return [(int(c), int(mo), int(n)) for c, mo, n in rows]
+
+    def lapsing_from_summaries(self, bought_since: dt.datetime, not_since: dt.datetime) -> list[tuple]:
+        """As lapsing_customers, from each customer's last card sale; plain tuples (the list can be
+        long): customer_id, name, email, phone, marketing_consent, balance, card_number, last_visit."""
+        rc, c = m.ReportCustomer, m.Customer
+        stmt = (
+            select(c.id, c.name, c.email, c.phone, c.marketing_consent, c.balance, _active_card(), rc.last_sale_at)
+            .join(rc, rc.customer_id == c.id)
+            .where(rc.last_sale_at >= bought_since, rc.last_sale_at < not_since, c.erased_at.is_(None))
+            .order_by(rc.last_sale_at, rc.customer_id)
+        )
+        return self.s.execute(stmt).all()
 
     # -- ratings and follow-ups -------------------------------------------------------------------
 

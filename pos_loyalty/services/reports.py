@@ -16,6 +16,17 @@ Action lists (lapsing customers, points expiring soon, birthdays coming) are lis
 rows; ``to_csv(rows, columns)`` writes any of them for a spreadsheet. They leave out erased
 customers (nothing is left to contact) but keep those without marketing consent, with a
 ``marketing_consent`` column; their email and phone are only filled in where consent was given.
+
+Speed: points outstanding, earned versus spent, customer activity (with retention), the lapsing
+list and points expiring read summaries (the ``report_*`` tables, migration 0003) instead of the
+whole history: each customer's open lots of points (``domain.ledger.replay``'s answer), first and
+last card sale and the local months they bought in; the points written per local day; and the
+retention matrix by month. Triggers queue every new ledger entry and card sale in the writing
+transaction; ``refresh_summaries`` folds the queues in before each of these reports reads them, so
+the answer is the same as from the base tables (``summaries=False`` computes it from them, the
+reference the tests compare with). Where a range makes the summaries unable to answer exactly (a
+card sale dated at or after the range's end; a range starting mid-month after sales earlier in
+that month), the report reads the base tables as before.
 """
 from __future__ import annotations
 
@@ -24,12 +35,13 @@ import datetime as dt
 import io
 import math
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..domain.errors import InvalidInput
-from ..domain.ledger import add_months, birthday_in, last_valid_day, replay
+from ..domain.ledger import Entry, add_months, birthday_in, last_valid_day, replay
 from ..domain.programme import format_multiplier
 from .context import Shop
 from .programme import current_programme
@@ -128,10 +140,223 @@ def _whole(value: Any, field: str, maximum: int, unit: str = "days") -> int:
     return value
 
 
+# -- summaries -------------------------------------------------------------------------------------
+
+SUMMARY_VERSION = "1"  # bump when what the summaries hold changes: they are rebuilt
+REFRESH_BATCH = 2000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+class _Calendar:
+    """Local days and months of the shop's time zone, for UTC instants (day starts cached)."""
+
+    def __init__(self, shop: Shop) -> None:
+        self.shop = shop
+        self._day_starts: dict[dt.date, dt.datetime] = {}
+
+    def day_start(self, moment: dt.datetime) -> dt.datetime:
+        day = moment.astimezone(self.shop.timezone).date()
+        start = self._day_starts.get(day)
+        if start is None:
+            start = self._day_starts[day] = _midnight(self.shop, day)
+        return start
+
+    def month(self, moment: dt.datetime) -> int:
+        local = moment.astimezone(self.shop.timezone)
+        return local.year * 12 + local.month - 1
+
+
+def _month_number(month: str) -> int:
+    year, number = month.split("-")
+    return int(year) * 12 + int(number) - 1
+
+
+def _months_of(text: str) -> set[int]:
+    return {int(x) for x in text.split(",")} if text else set()
+
+
+def _months_text(months: set[int]) -> str:
+    return ",".join(str(x) for x in sorted(months))
+
+
+def refresh_summaries(shop: Shop, *, rebuild: bool = False) -> dict[str, Any]:
+    """Fold what was written since the last call into the report summaries; ``current`` says
+    whether they can answer. Safe to call any time, from any number of processes; cheap when little
+    was written, and in batches that each hold the write lock only briefly.
+
+    Summaries that are new, of another version or for another time zone are built from the whole
+    history only with ``rebuild``: that reads everything in one transaction (minutes at chain
+    scale), which on SQLite would hold every till's checkout that long. So it is done where no till
+    waits: ``pos-loyalty init`` after an upgrade, ``pos-loyalty reports rebuild``, and the nightly
+    job. Until then the reports answer from the base tables (slower, the same figures)."""
+    state = {"version": SUMMARY_VERSION, "timezone": str(shop.timezone)}
+    calendar = _Calendar(shop)
+    done: dict[str, Any] = {"current": True, "rebuilt": 0, "ledger_entries": 0, "sales": 0}
+    while True:
+        with shop.uow() as uow:
+            uow.reports.lock_summaries()
+            current = uow.reports.summary_state() == state
+            if current:
+                ledger = uow.reports.ledger_queue(REFRESH_BATCH)
+                sales = uow.reports.sale_queue(REFRESH_BATCH)
+                if not ledger and not sales:
+                    return done
+                _fold_ledger(uow, calendar, ledger)
+                _fold_sales(uow, calendar, sales)
+                uow.reports.dequeue([q for q, _, _ in ledger], [q for q, _, _ in sales])
+                uow.commit()
+                done["ledger_entries"] += len(ledger)
+                done["sales"] += len(sales)
+                if len(ledger) < REFRESH_BATCH and len(sales) < REFRESH_BATCH:
+                    return done
+        if not current:
+            if not rebuild:
+                return {**done, "current": False}
+            _rebuild(shop, calendar, state)
+            done["rebuilt"] = 1
+
+
+def _lot_rows(customer_id: int, lots) -> list[dict[str, Any]]:
+    return [{"entry_id": lot.entry_id, "customer_id": customer_id, "expires_at": lot.expires_at, "remaining": lot.remaining}
+            for lot in lots.open]
+
+
+def _fold_ledger(uow, calendar: _Calendar, queued: list[tuple[int, int | None, Entry | None]]) -> None:
+    """New ledger entries: into the daily sums; and each customer's lots replayed on from where
+    the summary left them (or, should an entry come before what was replayed, from the start)."""
+    entries_of: dict[int, list[Entry]] = defaultdict(list)
+    days: dict[tuple[dt.datetime, str, bool], int] = defaultdict(int)
+    for _, customer_id, entry in queued:
+        if entry is None:  # pragma: no cover - the ledger is append-only
+            continue
+        entries_of[customer_id].append(entry)
+        days[(calendar.day_start(entry.created_at), entry.kind, entry.points > 0)] += entry.points
+    ids = sorted(entries_of)
+    if not ids:
+        return
+    summaries = uow.reports.customer_summaries(ids)
+    stored = uow.reports.open_lots_of(ids)
+    replayed_to = {cid: (summaries[cid].last_entry_id if cid in summaries else 0) for cid in ids}
+    again = [cid for cid in ids if min(e.id for e in entries_of[cid]) <= replayed_to[cid]]
+    whole = uow.reports.ledgers_of_customers(again) if again else {}
+    lots: list[dict[str, Any]] = []
+    state = []
+    for cid in ids:
+        if cid in whole:
+            entries = whole[cid]
+        else:
+            deficit = summaries[cid].deficit if cid in summaries else 0
+            entries = [Entry(entry_id, remaining, "earn", _EPOCH, expires_at) for entry_id, remaining, expires_at in stored[cid]]
+            if deficit:  # no lot is open while points are owed: the debt comes first
+                entries.append(Entry(0, -deficit, "redeem", _EPOCH))
+            entries += entries_of[cid]
+        result = replay(entries)
+        lots += _lot_rows(cid, result)
+        last = max([replayed_to[cid], *(e.id for e in entries)])
+        state.append({"customer_id": cid, "deficit": result.deficit, "last_entry_id": last})
+    uow.reports.replace_open_lots(ids, lots)
+    uow.reports.save_ledger_state(state)
+    uow.reports.add_ledger_days(days)
+
+
+def _sales_state(calendar: _Calendar, customer_id: int, times: list[dt.datetime], old_first: dt.datetime | None,
+                 old_months: set[int], retention: dict[tuple[int, int], int], *, replace: bool,
+                 old_last: dt.datetime | None = None) -> dict[str, Any]:
+    """A customer's first and last card sale and months, with their sales added (or, ``replace``,
+    as these sales alone); the change to the retention matrix goes into ``retention``."""
+    if replace:
+        first, last = min(times, default=None), max(times, default=None)
+        months = {calendar.month(t) for t in times}
+    else:
+        known = [t for t in (old_first, old_last) if t is not None]
+        first, last = min([*known, *times], default=None), max([*known, *times], default=None)
+        months = old_months | {calendar.month(t) for t in times}
+    old_cohort = calendar.month(old_first) if old_first is not None else None
+    cohort = calendar.month(first) if first is not None else None
+    if old_cohort == cohort:
+        for month in months - old_months:
+            retention[(cohort, month)] += 1
+        for month in old_months - months:
+            retention[(cohort, month)] -= 1
+    else:
+        for month in old_months:
+            retention[(old_cohort, month)] -= 1
+        for month in months:
+            retention[(cohort, month)] += 1
+    return {"customer_id": customer_id, "first_sale_at": first, "last_sale_at": last, "months": _months_text(months)}
+
+
+def _fold_sales(uow, calendar: _Calendar, queued: list[tuple[int, int, dt.datetime | None]]) -> None:
+    """New card sales: each customer's first and last sale, months, and the retention matrix."""
+    new_times: dict[int, list[dt.datetime]] = defaultdict(list)
+    read_again: set[int] = set()
+    for _, customer_id, occurred_at in queued:
+        if occurred_at is None:
+            read_again.add(customer_id)
+        else:
+            new_times[customer_id].append(occurred_at)
+    ids = sorted(set(new_times) | read_again)
+    if not ids:
+        return
+    summaries = uow.reports.customer_summaries(ids)
+    fresh = uow.reports.member_sales_of(sorted(read_again)) if read_again else {}
+    retention: dict[tuple[int, int], int] = defaultdict(int)
+    state = []
+    for cid in ids:
+        old = summaries.get(cid)
+        old_first, old_last = (old.first_sale_at, old.last_sale_at) if old else (None, None)
+        old_months = _months_of(old.months) if old else set()
+        if cid in fresh:
+            state.append(_sales_state(calendar, cid, fresh[cid], old_first, old_months, retention, replace=True))
+        else:
+            state.append(_sales_state(calendar, cid, new_times[cid], old_first, old_months, retention, replace=False,
+                                      old_last=old_last))
+    uow.reports.save_sales_state(state)
+    uow.reports.add_retention(retention)
+
+
+def _rebuild(shop: Shop, calendar: _Calendar, state: dict[str, str]) -> None:
+    """The summaries from the whole ledger and every sale, in one transaction that reads one
+    snapshot: the queued rows it empties are those it read."""
+    flush_every = 20_000
+    with shop.uow() as uow:
+        reports = uow.reports
+        reports.lock_summaries(one_snapshot=True)
+        if reports.summary_state() == state:
+            return
+        reports.reset_summaries(state)
+        days: dict[tuple[dt.datetime, str, bool], int] = defaultdict(int)
+        lots: list[dict[str, Any]] = []
+        ledger_state: list[dict[str, Any]] = []
+        for customer_id, entries in reports.every_ledger():
+            for entry in entries:
+                days[(calendar.day_start(entry.created_at), entry.kind, entry.points > 0)] += entry.points
+            result = replay(entries)
+            lots += _lot_rows(customer_id, result)
+            ledger_state.append({"customer_id": customer_id, "deficit": result.deficit, "last_entry_id": entries[-1].id})
+            if len(lots) >= flush_every or len(ledger_state) >= flush_every:
+                reports.add_open_lots(lots)
+                reports.save_ledger_state(ledger_state)
+                lots, ledger_state = [], []
+        reports.add_open_lots(lots)
+        reports.save_ledger_state(ledger_state)
+        reports.add_ledger_days(days)
+        retention: dict[tuple[int, int], int] = defaultdict(int)
+        sales_state: list[dict[str, Any]] = []
+        for customer_id, times in reports.every_member_sale():
+            sales_state.append(_sales_state(calendar, customer_id, times, None, set(), retention, replace=True))
+            if len(sales_state) >= flush_every:
+                reports.save_sales_state(sales_state)
+                sales_state = []
+        reports.save_sales_state(sales_state)
+        reports.add_retention(retention)
+        uow.commit()
+
+
 # -- points ----------------------------------------------------------------------------------------
 
 
-def points_outstanding(shop: Shop, *, within_days: int = DEFAULT_EXPIRY_WINDOW_DAYS) -> dict[str, Any]:
+def points_outstanding(shop: Shop, *, within_days: int = DEFAULT_EXPIRY_WINDOW_DAYS, summaries: bool = True) -> dict[str, Any]:
     """The points customers hold today and what they are worth; and what expires soon.
 
     ``points`` is what customers can still spend (the sum of the positive balances; erased
@@ -139,12 +364,17 @@ def points_outstanding(shop: Shop, *, within_days: int = DEFAULT_EXPIRY_WINDOW_D
     points they had spent owe back, so ``points - deficit`` is the sum of every balance.
     """
     within_days = _whole(within_days, "within_days", 365)
+    if summaries:
+        summaries = refresh_summaries(shop)["current"]
     now = shop.now()
     with shop.uow(read_only=True) as uow:
         programme = current_programme(uow)
         balances = uow.reports.balances()
-        expiring = _expiring(uow, now, within_days)
-    soon = sum(points for points, _ in expiring.values())
+        if summaries:
+            expiring_customers, soon = uow.reports.expiring_totals(now, now + dt.timedelta(days=within_days))
+        else:
+            expiring = _expiring(uow, now, within_days)
+            expiring_customers, soon = len(expiring), sum(points for points, _ in expiring.values())
     value = programme.point_value_minor
     rows = [
         {"measure": "held", "points": balances["held"], "value_minor": value_of(balances["held"], value)},
@@ -159,14 +389,15 @@ def points_outstanding(shop: Shop, *, within_days: int = DEFAULT_EXPIRY_WINDOW_D
         "value_minor": value_of(balances["held"], value),
         "deficit": balances["deficit"],
         "customers_holding_points": balances["holders"],
-        "expiring": {"within_days": within_days, "points": soon, "value_minor": value_of(soon, value), "customers": len(expiring)},
+        "expiring": {"within_days": within_days, "points": soon, "value_minor": value_of(soon, value), "customers": expiring_customers},
         "columns": _columns(("measure", "Measure"), ("points", "Points"), ("value_minor", "Worth")),
         "rows": rows,
     }
 
 
 def _expiring(uow, now: dt.datetime, days: int) -> dict[int, tuple[int, dt.datetime]]:
-    """customer id -> (points still held that expire within ``days``, the first such expiry)."""
+    """customer id -> (points still held that expire within ``days``, the first such expiry),
+    replaying the ledgers of every customer with such points (the summaries' reference)."""
     until = now + dt.timedelta(days=days)
     candidates = uow.reports.customers_with_points_expiring(now, until)
     found: dict[int, tuple[int, dt.datetime]] = {}
@@ -204,13 +435,15 @@ def _ledger_column(kind: str, positive: bool) -> str:
     return "corrected"  # a negative adjustment
 
 
-def earned_versus_spent(shop: Shop, start: Any, end: Any) -> dict[str, Any]:
+def earned_versus_spent(shop: Shop, start: Any, end: Any, *, summaries: bool = True) -> dict[str, Any]:
     """Points earned (earn, bonuses, goodwill) against points spent on rewards, month by month;
     with those that expired, were reversed by returns, given back, or corrected away. Every figure
     is a positive number of points; ``net`` is the change in what customers hold."""
     p = period(shop, start, end)
+    if summaries:
+        summaries = refresh_summaries(shop)["current"]
     with shop.uow(read_only=True) as uow:
-        sums = uow.reports.ledger_by_month(p.edges)
+        sums = uow.reports.ledger_days_by_month(p.edges) if summaries else uow.reports.ledger_by_month(p.edges)
     keys = [key for key, _ in EARN_SPEND_COLUMNS[1:]]
     rows = [{"month": month, **{k: 0 for k in keys}} for month in p.months]
     for index, kind, positive, points in sums:
@@ -252,7 +485,8 @@ def redemption_rate(shop: Shop, start: Any, end: Any) -> dict[str, Any]:
 # -- customers -------------------------------------------------------------------------------------
 
 
-def customer_activity(shop: Shop, start: Any, end: Any, *, lapsing_days: int = DEFAULT_LAPSING_DAYS) -> dict[str, Any]:
+def customer_activity(shop: Shop, start: Any, end: Any, *, lapsing_days: int = DEFAULT_LAPSING_DAYS,
+                      summaries: bool = True) -> dict[str, Any]:
     """Active, new, returning and lapsing customers in the range, and retention by month of first visit.
 
     active: bought in the range; new: their first purchase ever is in it; returning: bought in it
@@ -269,9 +503,25 @@ def customer_activity(shop: Shop, start: Any, end: Any, *, lapsing_days: int = D
     p = period(shop, start, end)
     year_before = _midnight(shop, add_months(p.start, -12))
     recent_from = _midnight(shop, p.end - dt.timedelta(days=lapsing_days))
+    if summaries:
+        summaries = refresh_summaries(shop)["current"]
     with shop.uow(read_only=True) as uow:
-        counts = uow.reports.customer_activity(p.start_at, p.end_at, year_before, recent_from)
-        cells = uow.reports.retention(p.edges)
+        # The summaries know each customer's first and last card sale and the months they bought
+        # in, ever: they answer for this range if no card sale is dated at or after its end.
+        summarised = summaries and not uow.reports.member_sale_in(p.end_at, None)
+        if summarised:
+            counts = uow.reports.activity_from_summaries(p.start_at, year_before, recent_from)
+        else:
+            counts = uow.reports.customer_activity(p.start_at, p.end_at, year_before, recent_from)
+        # Retention by whole months: the first month may start later than the 1st only if no card
+        # sale falls in that month before the range starts.
+        first_of_month = p.start.replace(day=1)
+        if summarised and (first_of_month == p.start or not uow.reports.member_sale_in(_midnight(shop, first_of_month), p.start_at)):
+            first = _month_number(p.months[0])
+            cells = [(cohort - first, month - first, n)
+                     for cohort, month, n in uow.reports.retention_cells(first, _month_number(p.months[-1]))]
+        else:
+            cells = uow.reports.retention(p.edges)
     rows = [{"measure": key, "customers": counts[key]} for key in ("active", "new", "returning", "lapsing")]
     return {
         **p.header(shop, "customer_activity"),
@@ -397,13 +647,20 @@ def _contact(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def lapsing_customers(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS) -> list[dict[str, Any]]:
+def lapsing_customers(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS, summaries: bool = True) -> list[dict[str, Any]]:
     """Customers who bought within the last twelve months but not for ``days`` days, longest away first."""
     days = _whole(days, "days", 365)
+    if summaries:
+        summaries = refresh_summaries(shop)["current"]
     now = shop.now()
     today = shop.local_date(now)
+    bought_since, not_since = _midnight(shop, add_months(today, -12)), now - dt.timedelta(days=days)
+    if summaries:
+        with shop.uow(read_only=True) as uow:
+            found = uow.reports.lapsing_from_summaries(bought_since, not_since)
+        return _lapsing_rows(shop, today, found)
     with shop.uow(read_only=True) as uow:
-        rows = uow.reports.lapsing_customers(_midnight(shop, add_months(today, -12)), now - dt.timedelta(days=days))
+        rows = uow.reports.lapsing_customers(bought_since, not_since)
     out = []
     for row in rows:
         last = shop.local_date(row["last_visit"])
@@ -411,13 +668,37 @@ def lapsing_customers(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS) -> list[d
     return out
 
 
-def points_expiring(shop: Shop, *, days: int = DEFAULT_EXPIRY_WINDOW_DAYS) -> list[dict[str, Any]]:
+def _lapsing_rows(shop: Shop, today: dt.date, found: Iterable[tuple]) -> list[dict[str, Any]]:
+    """The lapsing list's rows (as ``_contact`` and the last visit make them), from rows in order
+    of the last visit: the local day is worked out once per day, not once per customer."""
+    out = []
+    next_day = None
+    for customer_id, name, email, phone, consent, balance, card_number, last_visit in found:
+        if next_day is None or last_visit >= next_day:
+            day = shop.local_date(last_visit)
+            next_day = _midnight(shop, day + dt.timedelta(days=1))
+            last, away = day.isoformat(), (today - day).days
+        consent = bool(consent)
+        out.append({
+            "customer_id": customer_id, "name": name, "card_number": card_number, "balance": int(balance),
+            "marketing_consent": consent, "email": email if consent else None, "phone": phone if consent else None,
+            "last_visit": last, "days_away": away,
+        })
+    return out
+
+
+def points_expiring(shop: Shop, *, days: int = DEFAULT_EXPIRY_WINDOW_DAYS, summaries: bool = True) -> list[dict[str, Any]]:
     """Customers holding points that expire within ``days`` days: how many, and the last day they
     can be spent (the earliest, if several dates fall in the window). Soonest first."""
     days = _whole(days, "days", 365)
+    if summaries:
+        summaries = refresh_summaries(shop)["current"]
     now = shop.now()
     with shop.uow(read_only=True) as uow:
-        expiring = _expiring(uow, now, days)
+        if summaries:
+            expiring = uow.reports.expiring_by_customer(now, now + dt.timedelta(days=days))
+        else:
+            expiring = _expiring(uow, now, days)
         contacts = uow.reports.contacts(sorted(expiring))
     out = []
     for customer_id, (points, first) in sorted(expiring.items(), key=lambda item: (item[1][1], item[0])):

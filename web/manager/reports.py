@@ -32,6 +32,7 @@ COLUMN_LABELS = {
     "email": "Email", "phone": "Phone", "points_expiring": "Points expiring", "expires_after": "Last day to spend",
     "birthday_on": "Birthday", "turns": "Turns",
 }
+ACTION_ROWS_SHOWN = 200  # on the page; the CSV has every row (a chain's lapsing list runs to the hundred thousands)
 MEASURE_LABELS = {"active": "Active", "new": "New", "returning": "Returning", "lapsing": "Lapsing"}
 EARN_SPEND_LINES = (("earned", "Earned"), ("spent", "Spent"), ("expired", "Expired"))
 HALF = {"width": 480, "height": 240}  # a chart in half the page's width: drawn smaller, so its text stays readable
@@ -134,7 +135,7 @@ def health():
 @bp.route("/actions")
 def actions():
     lists = {key: (title, about, find(shop()), columns) for key, (title, about, find, columns) in ACTION_LISTS.items()}
-    return render_template("manager/actions.html", lists=lists, labels=COLUMN_LABELS)
+    return render_template("manager/actions.html", lists=lists, labels=COLUMN_LABELS, shown=ACTION_ROWS_SHOWN)
 
 
 @bp.route("/actions/<name>.csv")
