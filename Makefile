@@ -14,6 +14,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --compile -e '.[test]'
+	$(BIN)/python -m compileall -q pos_loyalty web drivers migrations  # an editable install compiles none of our own modules
 	touch $@
 
 install: $(VENV)/.installed

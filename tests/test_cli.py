@@ -109,6 +109,16 @@ def add_a_till(data_dir: Path, url: str) -> None:
         services.db.dispose()
 
 
+def summaries_current(data_dir: Path, url: str) -> bool:
+    from pos_loyalty.services.reports import refresh_summaries
+
+    services = build_services(load_settings({"data_dir": data_dir, "database_url": url}))
+    try:
+        return refresh_summaries(services.shop)["current"]
+    finally:
+        services.db.dispose()
+
+
 def test_init_creates_the_database_and_running_it_again_changes_nothing(tmp_path):
     data_dir = tmp_path / "till"
     env = till_env(data_dir)
@@ -116,6 +126,8 @@ def test_init_creates_the_database_and_running_it_again_changes_nothing(tmp_path
     assert f"data directory: {data_dir}" in first
     assert f"database: sqlite:///{data_dir / 'loyalty.db'}" in first
     assert f"database created (revision {head_revision()})" in first
+    assert "report summaries current" in first  # built here, not by the first report opened during trading
+    assert summaries_current(data_dir, f"sqlite:///{data_dir / 'loyalty.db'}")
     add_a_till(data_dir, f"sqlite:///{data_dir / 'loyalty.db'}")  # some data for the second run to leave alone
     before = snapshot(f"sqlite:///{data_dir / 'loyalty.db'}")
     assert before["rows"]["tills"] and before["revision"] == [head_revision()]
@@ -151,6 +163,7 @@ def test_init_on_postgresql_creates_the_schema_and_running_it_again_changes_noth
     env = till_env(tmp_path / "till", database_url=throwaway_pg_url)
     first = ok(cli(env, "init"))
     assert f"database created (revision {head_revision()})" in first
+    assert summaries_current(tmp_path / "till", throwaway_pg_url)
     add_a_till(tmp_path / "till", throwaway_pg_url)
     before = snapshot(throwaway_pg_url)
     assert before["rows"]["tills"] and before["triggers"]
@@ -299,6 +312,36 @@ def test_serve_refuses_to_start_when_the_database_cannot_be_reached(tmp_path):
     assert "could not open the database" in refused(result)
     assert "database: postgresql://till:***@127.0.0.1:1/store" in result.stdout
     assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_serve_refuses_a_database_whose_schema_is_behind_and_names_both_revisions(tmp_path):
+    env = till_env(tmp_path / "till")
+    ok(cli(env, "init"))
+    engine = create_engine(f"sqlite:///{tmp_path / 'till' / 'loyalty.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    finally:
+        engine.dispose()
+    line = refused(cli(env, "serve", "--port", "0"))
+    assert f"the database schema is at revision 0001, not {head_revision()}" in line
+    assert "run `pos-loyalty init` first" in line
+
+
+def test_the_start_up_schema_check_reads_the_revisions_alembic_does(database_url, tmp_path):
+    """``serve`` and the health check read the schema's revision without loading Alembic."""
+    from pos_loyalty import app as service
+    from pos_loyalty.persistence import migrate
+
+    assert service.head_revision() == migrate.head_revision()
+    migrated = create_engine(normalise_url(database_url))
+    empty = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        assert service.current_revision(migrated) == migrate.current_revision(migrated) == head_revision()
+        assert service.current_revision(empty) is None and migrate.current_revision(empty) is None
+    finally:
+        migrated.dispose()
+        empty.dispose()
 
 
 # -- demo ------------------------------------------------------------------------------------------

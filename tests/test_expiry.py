@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pos_loyalty.cli import main as cli
+from pos_loyalty.domain.ledger import replay
 from pos_loyalty.jobs import DailyJobs
 from pos_loyalty.services.points import expire_points
 from tests.support.factories import adjust, enrol, line, programme, return_of, reward, sale
@@ -136,6 +138,104 @@ def test_returning_a_purchase_whose_points_already_expired_takes_nothing_more(ap
     r = api.post("/transactions/S-TV/returns", json=return_of(("TV", 1), at=clock.now))
     assert r.status_code == 201
     assert card(api, anna["card"])["balance"] == 0
+
+
+def due_customers(shop) -> list[int]:
+    """Whom the expiry run will look at now (the read before any lock is taken)."""
+    with shop.uow(read_only=True) as uow:
+        return uow.ledger.customers_with_lots_expiring_by(shop.now())
+
+
+def test_a_customer_whose_old_points_were_all_spent_is_left_alone_and_one_with_points_due_expires(api, shop, clock):
+    voucher = reward(shop, "5 euro off", kind="amount_off", amount=500, points_cost=100)
+    anna, ben = enrol(api, "Anna Schmidt"), enrol(api, "Ben Okafor")
+    buy(api, clock, anna["card"], 10000)  # 100 points, all spent on the voucher the same day
+    api.post("/transactions", json=sale(line("BRD", 500, category="bakery"), card=anna["card"], rewards=[voucher["id"]], at=clock.now))
+    buy(api, clock, ben["card"], 5000)  # 50 points, never spent
+    clock.advance(days=300)
+    buy(api, clock, anna["card"], 3000)  # 30 points anna still has to spend: not due for a year
+    anna_before = ledger(api, anna["id"])
+
+    clock.advance(days=100)  # past the date of both June lots
+    assert due_customers(shop) == [ben["id"]]  # anna's June lot holds nothing: she is not even looked at
+    assert expire_points(shop) == {"customers": 1, "points": 50}
+    assert ledger(api, anna["id"]) == anna_before
+    assert card(api, anna["card"])["balance"] == 30
+    assert card(api, ben["card"])["balance"] == 0
+    assert due_customers(shop) == []
+
+
+def test_points_earned_later_under_a_shorter_expiry_are_expired_even_when_older_points_were_spent(api, shop, clock):
+    coffee = reward(shop, "Free coffee", points_cost=60)
+    anna = enrol(api)
+    buy(api, clock, anna["card"], 10000)  # 100 points, good for a year
+    api.post("/transactions", json=sale(line("COF", 250), card=anna["card"], rewards=[coffee["id"]], at=clock.now))  # 60 of them spent
+    programme(shop, expiry_months=1)
+    clock.advance(days=1)
+    buy(api, clock, anna["card"], 2000)  # 20 points, good for a month: due before the 40 left of June's
+    clock.advance(days=60)
+    assert expire_points(shop) == {"customers": 1, "points": 20}
+    assert card(api, anna["card"])["balance"] == 40
+
+
+def test_points_due_are_expired_when_a_later_purchase_was_returned(api, shop, clock):
+    anna = enrol(api)
+    buy(api, clock, anna["card"], 2000)  # 20 points in June
+    clock.advance(days=330)
+    buy(api, clock, anna["card"], 10000, id="S-TV")  # 100 points in May, good for another year
+    r = api.post("/transactions/S-TV/returns", json=return_of(("TV", 1), at=clock.now))  # and taken back
+    assert r.get_json()["points"]["balance_after"] == 20
+    clock.advance(days=40)
+    assert expire_points(shop) == {"customers": 1, "points": 20}
+    assert card(api, anna["card"])["balance"] == 0
+
+
+def test_the_run_finds_every_customer_a_full_replay_would_on_any_history(api, shop, clock):
+    """Random ledgers (earning under changing expiry, spending into debt, returns aimed at their lot,
+    earlier expiry runs): the run's first read never misses a customer the replay says has points
+    due, and after the run nobody has."""
+    rng = random.Random(20260615)
+    customers = [enrol(api, f"Customer {i}")["id"] for i in range(30)]
+    start = clock.now
+    events = sorted((rng.randrange(0, 900), rng.random(), c) for c in customers for _ in range(rng.randrange(1, 12)))
+    checkpoints = iter(range(120, 1200, 120))
+    checkpoint = next(checkpoints)
+
+    def check(day: int) -> None:
+        clock.now = start + dt.timedelta(days=day, hours=12)
+        now = clock.now
+        with shop.uow(read_only=True) as uow:
+            truth = {c for c in customers if replay(uow.ledger.entries(c)).expired(now)}
+        assert truth <= set(due_customers(shop))
+        result = expire_points(shop)
+        assert result["customers"] == len(truth)
+        with shop.uow(read_only=True) as uow:
+            assert not [c for c in customers if replay(uow.ledger.entries(c)).expired(now)]
+
+    for day, roll, customer_id in events:
+        while day >= checkpoint:
+            check(checkpoint)
+            checkpoint = next(checkpoints)
+        clock.now = start + dt.timedelta(days=day, hours=9)
+        with shop.uow() as uow:
+            customer = uow.customers.get_for_update(customer_id)
+            positive = [e for e in uow.ledger.entries(customer_id) if e.points > 0]
+            if roll < 0.55 or not positive:
+                months = rng.choice([1, 3, 12, 12, None])
+                expires = None if months is None else clock.now + dt.timedelta(days=30 * months)
+                points = rng.randrange(1, 120)
+                uow.ledger.add(customer_id=customer_id, kind="earn", cause="sale", points=points, created_at=clock.now, expires_at=expires)
+            elif roll < 0.85:
+                points = -rng.randrange(1, 150)  # may leave a debt
+                uow.ledger.add(customer_id=customer_id, kind="redeem", cause="sale", points=points, created_at=clock.now)
+            else:
+                lot = rng.choice(positive)
+                points = -rng.randrange(1, lot.points + 1)
+                uow.ledger.add(customer_id=customer_id, kind="reverse", cause="return", points=points, created_at=clock.now, lot_id=lot.id)
+            uow.customers.add_to_balance(customer, points)
+            uow.commit()
+    for day in (checkpoint, checkpoint + 400, checkpoint + 800):
+        check(day)
 
 
 def test_the_expire_command_expires_what_is_due_and_says_how_much(api, shop, clock, database_url, tmp_path):

@@ -65,16 +65,14 @@ def adjust_points(shop: Shop, customer_id: int, points: int, *, reason: str, use
 def expire_points(shop: Shop) -> dict[str, int]:
     """Write an expiry entry for every lot past its date. Safe to run any number of times.
 
-    Which customers have points due is worked out in one read, without holding up the tills;
-    each of those is then locked, checked again and written in a transaction of its own.
+    Which customers may have points due is worked out in one read of the ledger, without holding
+    up the tills (``Ledger.customers_with_lots_expiring_by``: customers whose points are all spent
+    or expired already are not among them, so the work follows what is due, not the history);
+    each of those is then locked, replayed and written in a short transaction of its own.
     """
     now = shop.now()
     with shop.uow(read_only=True) as uow:
-        due = [
-            customer_id
-            for customer_id in uow.ledger.customers_with_lots_expiring_by(now)
-            if replay(uow.ledger.entries(customer_id)).expired(now)
-        ]
+        due = uow.ledger.customers_with_lots_expiring_by(now)
     customers = points = 0
     for customer_id in due:
         with shop.uow() as uow:

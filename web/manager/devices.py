@@ -7,7 +7,6 @@ import datetime as dt
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 
-from drivers.printer import PrinterError, print_receipt, printer_status, test_page
 from pos_loyalty.domain.errors import LoyaltyError
 from pos_loyalty.services.receipts import waiting_print_jobs
 
@@ -42,6 +41,8 @@ def show():
     settings = services().settings
     printer = None
     if settings.printer_url:
+        from drivers.printer import printer_status  # escpos, PIL and barcode load when a printer is asked about, not at start-up
+
         printer = printer_status(settings.printer_url, profile=settings.printer_profile, timeout=STATUS_TIMEOUT)
         printer["paper_words"] = PAPER_WORDS.get(str(printer["paper"]), f"Paper: {printer['paper']}")
     jobs = [{**job, "created_at": dt.datetime.fromisoformat(job["created_at"])} for job in waiting_print_jobs(services().shop)]
@@ -61,6 +62,8 @@ def test_print():
     if not settings.printer_url:
         flash("No receipt printer is set up on this till (setting printer_url).", "error")
         return redirect(url_for(".show"))
+    from drivers.printer import PrinterError, print_receipt, test_page
+
     try:
         print_receipt(test_page(settings.shop_name, settings.printer_columns), settings.printer_url, profile=settings.printer_profile)
     except PrinterError as exc:
