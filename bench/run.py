@@ -417,6 +417,9 @@ def drop_pg_database(url: str) -> None:
 
 def build_sqlite(path: Path, customers: int, transactions: int, *, fresh: bool) -> dict[str, Any]:
     meta = path.with_suffix(".json")
+    if path.exists() and meta.exists() and not fresh and not _schema_is_current(path):
+        say(f"{path} was generated for an older schema: generating it again")
+        fresh = True
     if path.exists() and meta.exists() and not fresh:
         say(f"reusing {path} (generated {json.loads(meta.read_text())['generated_at']}); --fresh to build it again")
         info = json.loads(meta.read_text())
@@ -436,6 +439,19 @@ def build_sqlite(path: Path, customers: int, transactions: int, *, fresh: bool) 
     info = G.describe(path, plan, stats, load_before, G.check_invariants(f"sqlite:///{path}"))
     info["reused"] = False
     return info
+
+
+def _schema_is_current(path: Path) -> bool:
+    """Whether the kept database has the schema this checkout migrates to (else it measures old code paths)."""
+    from sqlalchemy import create_engine
+
+    from pos_loyalty.persistence.migrate import current_revision, head_revision
+
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        return current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
 
 
 def first_day_of(url: str) -> dt.date:
