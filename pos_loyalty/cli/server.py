@@ -146,6 +146,7 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     jobs = DailyJobs(services) if settings.run_daily_expiry else None
     signal.signal(signal.SIGTERM, stop)
+    checkpoints = services.db.start_background_checkpoints()
     if jobs:
         jobs.start()
     try:
@@ -153,5 +154,7 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     finally:
         if jobs:
             jobs.stop()
+        if checkpoints:
+            checkpoints.stop()
         services.db.dispose()
         say("stopped")
