@@ -464,6 +464,22 @@ def test_a_long_list_shows_its_first_rows_and_the_csv_has_them_all(api, manager,
     assert [row.split(",")[1] for row in rows[1:]] == ["Ada Alt", "Ben Berg", "Cem Cay"]
 
 
+
+def test_the_lapsing_list_on_the_page_is_its_first_rows_and_its_count(api, manager, clock, monkeypatch):
+    import web.manager.reports as pages
+
+    monkeypatch.setattr(pages, "ACTION_ROWS_SHOWN", 2)
+    for n, name in enumerate(("Ada Alt", "Ben Berg", "Cem Cay")):  # last seen 100, 90 and 80 days ago
+        card = enrol(api, name)["card"]
+        api.post("/transactions", json=sale(line(), card=card, at=clock.now - dt.timedelta(days=100 - 10 * n)))
+    page = text_of(manager.get("/panel/reports/actions"))
+    lapsing = page[page.index('id="list-lapsing"'):page.index('id="list-expiring"')]
+    assert "Ada Alt" in lapsing and "Ben Berg" in lapsing and "Cem Cay" not in lapsing  # longest away first
+    assert "Showing the first 2 of 3; the CSV file has them all." in lapsing
+    rows = manager.get("/panel/reports/actions/lapsing.csv").get_data(as_text=True).splitlines()
+    assert [row.split(",")[1] for row in rows[1:]] == ["Ada Alt", "Ben Berg", "Cem Cay"]
+
+
 def test_charts_are_drawn_on_whole_steps_and_show_names_as_text():
     assert axis_range([0, 1193]) == (0, 1500, 500)
     assert axis_range([-175, 374]) == (-200, 400, 200)

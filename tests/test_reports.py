@@ -23,6 +23,7 @@ from pos_loyalty.services.reports import (
     birthdays_coming,
     customer_activity,
     earned_versus_spent,
+    count_lapsing,
     lapsing_customers,
     one_decimal,
     percent,
@@ -529,3 +530,18 @@ def test_before_the_summaries_are_built_the_reports_answer_from_the_whole_histor
     assert refresh_summaries(shop, rebuild=True)["rebuilt"] == 1
     assert refresh_summaries(shop)["current"] is True
     assert every_summarised_report(shop) == from_scratch(shop)
+
+
+def test_the_lapsing_list_comes_a_page_at_a_time_with_its_count(api, shop, clock):
+    """A chain's lapsing list runs to hundreds of thousands: the page asks the database for the
+    count and the first rows, the same rows as the whole list starts with, summaries built or not."""
+    a_year_of_customers(api, clock)
+    clock.now = at(2026, 6, 15)
+    for built in (False, True):
+        if built:
+            refresh_summaries(shop, rebuild=True)
+        everyone = lapsing_customers(shop, days=20)
+        assert len(everyone) >= 3
+        assert count_lapsing(shop, days=20) == len(everyone)
+        assert lapsing_customers(shop, days=20, limit=2) == everyone[:2]
+        assert lapsing_customers(shop, days=20, limit=len(everyone) + 5) == everyone

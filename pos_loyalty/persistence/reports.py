@@ -214,7 +214,7 @@ class Reports:
         )
         return [(int(a), int(b), int(n)) for a, b, n in rows]
 
-    def lapsing_customers(self, bought_since: dt.datetime, not_since: dt.datetime) -> list[dict[str, Any]]:
+    def lapsing_customers(self, bought_since: dt.datetime, not_since: dt.datetime, limit: int | None = None) -> list[dict[str, Any]]:
         """Customers (not erased) whose last sale is in [bought_since, not_since), longest away first."""
         t = m.Transaction
         last = (
@@ -229,6 +229,7 @@ class Reports:
             .join(last, last.c.customer_id == m.Customer.id)
             .where(m.Customer.erased_at.is_(None))
             .order_by(last.c.last_visit, m.Customer.id)
+            .limit(limit)
         )
         return [dict(row._mapping) for row in self.s.execute(stmt)]
 
@@ -491,7 +492,14 @@ class Reports:
         )
         return [(int(c), int(mo), int(n)) for c, mo, n in rows]
 
-    def lapsing_from_summaries(self, bought_since: dt.datetime, not_since: dt.datetime) -> list[tuple]:
+    def count_lapsing_from_summaries(self, bought_since: dt.datetime, not_since: dt.datetime) -> int:
+        rc, c = m.ReportCustomer, m.Customer
+        return int(self.s.scalar(
+            select(func.count()).select_from(rc).join(c, c.id == rc.customer_id)
+            .where(rc.last_sale_at >= bought_since, rc.last_sale_at < not_since, c.erased_at.is_(None))
+        ) or 0)
+
+    def lapsing_from_summaries(self, bought_since: dt.datetime, not_since: dt.datetime, limit: int | None = None) -> list[tuple]:
         """As lapsing_customers, from each customer's last card sale; plain tuples (the list can be
         long): customer_id, name, email, phone, marketing_consent, balance, card_number, last_visit."""
         rc, c = m.ReportCustomer, m.Customer
@@ -500,6 +508,7 @@ class Reports:
             .join(rc, rc.customer_id == c.id)
             .where(rc.last_sale_at >= bought_since, rc.last_sale_at < not_since, c.erased_at.is_(None))
             .order_by(rc.last_sale_at, rc.customer_id)
+            .limit(limit)
         )
         return self.s.execute(stmt).all()
 

@@ -647,25 +647,41 @@ def _contact(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def lapsing_customers(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS, summaries: bool = True) -> list[dict[str, Any]]:
-    """Customers who bought within the last twelve months but not for ``days`` days, longest away first."""
+def lapsing_customers(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS, summaries: bool = True, limit: int | None = None) -> list[dict[str, Any]]:
+    """Customers who bought within the last twelve months but not for ``days`` days, longest away
+    first; only the first ``limit`` of them if given (the page shows a few hundred of a list that
+    runs to hundreds of thousands in a chain; ``count_lapsing`` tells how many there are)."""
     days = _whole(days, "days", 365)
     if summaries:
         summaries = refresh_summaries(shop)["current"]
     now = shop.now()
     today = shop.local_date(now)
-    bought_since, not_since = _midnight(shop, add_months(today, -12)), now - dt.timedelta(days=days)
+    bought_since, not_since = _lapsing_window(shop, now, days)
     if summaries:
         with shop.uow(read_only=True) as uow:
-            found = uow.reports.lapsing_from_summaries(bought_since, not_since)
+            found = uow.reports.lapsing_from_summaries(bought_since, not_since, limit)
         return _lapsing_rows(shop, today, found)
     with shop.uow(read_only=True) as uow:
-        rows = uow.reports.lapsing_customers(bought_since, not_since)
+        rows = uow.reports.lapsing_customers(bought_since, not_since, limit)
     out = []
     for row in rows:
         last = shop.local_date(row["last_visit"])
         out.append({**_contact(row), "last_visit": last.isoformat(), "days_away": (today - last).days})
     return out
+
+
+def count_lapsing(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS) -> int:
+    """How many customers ``lapsing_customers`` lists, counted by the database."""
+    days = _whole(days, "days", 365)
+    if not refresh_summaries(shop)["current"]:
+        return len(lapsing_customers(shop, days=days, summaries=False))
+    bought_since, not_since = _lapsing_window(shop, shop.now(), days)
+    with shop.uow(read_only=True) as uow:
+        return uow.reports.count_lapsing_from_summaries(bought_since, not_since)
+
+
+def _lapsing_window(shop: Shop, now: dt.datetime, days: int) -> tuple[dt.datetime, dt.datetime]:
+    return _midnight(shop, add_months(shop.local_date(now), -12)), now - dt.timedelta(days=days)
 
 
 def _lapsing_rows(shop: Shop, today: dt.date, found: Iterable[tuple]) -> list[dict[str, Any]]:
