@@ -56,7 +56,7 @@ def time_reports(shop, raw: RawDatabase, first_day: dt.date, *, repeat: int) -> 
             scan("SELECT count(customer_id), max(occurred_at) FROM transactions WHERE kind = 'sale'"),
         ),
         "lapsing_customers": (  # the list as the manager's page asks for it: its count and first rows
-            lambda: (R.count_lapsing(shop), R.lapsing_customers(shop, limit=LAPSING_PAGE))[1],
+            lambda: R.lapsing_page(shop, limit=LAPSING_PAGE)[0],
             scan("SELECT count(customer_id), max(occurred_at) FROM transactions WHERE kind = 'sale'"),
         ),
         "lapsing_customers_every_row_for_the_csv": (

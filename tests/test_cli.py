@@ -330,7 +330,7 @@ def test_serve_refuses_a_database_whose_schema_is_behind_and_names_both_revision
 
 def test_the_start_up_schema_check_reads_the_revisions_alembic_does(database_url, tmp_path):
     """``serve`` and the health check read the schema's revision without loading Alembic."""
-    from pos_loyalty import app as service
+    from pos_loyalty.persistence import revision as service
     from pos_loyalty.persistence import migrate
 
     assert service.head_revision() == migrate.head_revision()

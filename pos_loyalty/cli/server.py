@@ -30,7 +30,7 @@ def _first_line(exc: BaseException) -> str:
 
 def require_current_schema(services) -> None:
     """Refuse to work on a database we cannot reach or whose schema is not the newest."""
-    from ..app import current_revision, head_revision  # without loading Alembic
+    from ..persistence.revision import current_revision, head_revision  # without loading Alembic
 
     try:
         revision = current_revision(services.db.reader)

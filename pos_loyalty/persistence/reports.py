@@ -214,7 +214,7 @@ class Reports:
         )
         return [(int(a), int(b), int(n)) for a, b, n in rows]
 
-    def lapsing_customers(self, bought_since: dt.datetime, not_since: dt.datetime, limit: int | None = None) -> list[dict[str, Any]]:
+    def lapsing_customers(self, bought_since: dt.datetime, not_since: dt.datetime) -> list[dict[str, Any]]:
         """Customers (not erased) whose last sale is in [bought_since, not_since), longest away first."""
         t = m.Transaction
         last = (
@@ -229,7 +229,6 @@ class Reports:
             .join(last, last.c.customer_id == m.Customer.id)
             .where(m.Customer.erased_at.is_(None))
             .order_by(last.c.last_visit, m.Customer.id)
-            .limit(limit)
         )
         return [dict(row._mapping) for row in self.s.execute(stmt)]
 

@@ -310,9 +310,6 @@ class Tills(_Repo):
     def by_name(self, name: str) -> m.Till | None:
         return self.s.scalars(select(m.Till).where(m.Till.name == name)).first()
 
-    def by_token_hash(self, token_hash: str) -> m.Till | None:
-        return self.s.scalars(select(m.Till).where(m.Till.token_hash == token_hash)).first()
-
     def active_by_token_hash(self, token_hash: str):
         """(id, name) of the unrevoked till holding this token, or None: one indexed read."""
         return self._core(_TILL_BY_TOKEN, {"token_hash": token_hash}).first()
@@ -411,16 +408,6 @@ class Transactions(_Repo):
         if before is not None:
             stmt = stmt.where(m.Transaction.occurred_at < before)
         return list(self.s.scalars(stmt.order_by(m.Transaction.occurred_at.desc(), m.Transaction.id.desc()).limit(limit)))
-
-    def rolling_spend(self, customer_id: int, since: dt.datetime) -> int:
-        return int(
-            self.s.scalar(
-                select(func.coalesce(func.sum(m.Transaction.eligible_spend), 0)).where(
-                    m.Transaction.customer_id == customer_id, m.Transaction.occurred_at > since
-                )
-            )
-            or 0
-        )
 
     # -- Core, for the counter --
 
@@ -579,17 +566,6 @@ class CustomerProducts(_Repo):
     def favourite_rows(self, customer_id: int, limit: int = 5) -> list[Any]:
         return list(self._core(_FAVOURITES, {"customer_id": customer_id, "limit": limit}))
 
-    def favourites(self, customer_id: int, limit: int = 5) -> list[m.CustomerProduct]:
-        return list(
-            self.s.scalars(
-                select(m.CustomerProduct)
-                .where(m.CustomerProduct.customer_id == customer_id, m.CustomerProduct.visits > 0)
-                .order_by(m.CustomerProduct.visits.desc(), m.CustomerProduct.quantity_milli.desc(), m.CustomerProduct.sku)
-                .limit(limit)
-            )
-        )
-
-
 class Feedback(_Repo):
     def add(self, **fields: Any) -> m.Feedback:
         row = m.Feedback(**fields)
@@ -610,15 +586,6 @@ class FollowUps(_Repo):
 
     def get(self, follow_up_id: int) -> m.FollowUp | None:
         return self.s.get(m.FollowUp, follow_up_id)
-
-    def open_for(self, customer_id: int) -> list[m.FollowUp]:
-        return list(
-            self.s.scalars(
-                select(m.FollowUp)
-                .where(m.FollowUp.customer_id == customer_id, m.FollowUp.resolved_at.is_(None))
-                .order_by(m.FollowUp.opened_at)
-            )
-        )
 
     def open_rows_for(self, customer_id: int) -> list[Any]:
         return list(self._core(_OPEN_FOLLOW_UPS, {"customer_id": customer_id}))

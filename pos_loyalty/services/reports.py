@@ -647,10 +647,9 @@ def _contact(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def lapsing_customers(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS, summaries: bool = True, limit: int | None = None) -> list[dict[str, Any]]:
+def lapsing_customers(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS, summaries: bool = True) -> list[dict[str, Any]]:
     """Customers who bought within the last twelve months but not for ``days`` days, longest away
-    first; only the first ``limit`` of them if given (the page shows a few hundred of a list that
-    runs to hundreds of thousands in a chain; ``count_lapsing`` tells how many there are)."""
+    first: every one of them (the CSV); ``lapsing_page`` gives the first few and the count."""
     days = _whole(days, "days", 365)
     if summaries:
         summaries = refresh_summaries(shop)["current"]
@@ -659,10 +658,10 @@ def lapsing_customers(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS, summaries
     bought_since, not_since = _lapsing_window(shop, now, days)
     if summaries:
         with shop.uow(read_only=True) as uow:
-            found = uow.reports.lapsing_from_summaries(bought_since, not_since, limit)
+            found = uow.reports.lapsing_from_summaries(bought_since, not_since)
         return _lapsing_rows(shop, today, found)
     with shop.uow(read_only=True) as uow:
-        rows = uow.reports.lapsing_customers(bought_since, not_since, limit)
+        rows = uow.reports.lapsing_customers(bought_since, not_since)
     out = []
     for row in rows:
         last = shop.local_date(row["last_visit"])
@@ -670,14 +669,25 @@ def lapsing_customers(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS, summaries
     return out
 
 
-def count_lapsing(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS) -> int:
-    """How many customers ``lapsing_customers`` lists, counted by the database."""
+def lapsing_page(shop: Shop, *, limit: int, days: int = DEFAULT_LAPSING_DAYS) -> tuple[list[dict[str, Any]], int]:
+    """The first ``limit`` rows of ``lapsing_customers`` and how many there are in all: what the
+    manager's page shows of a list that runs to hundreds of thousands in a chain, from one fold of
+    the summaries and one read."""
     days = _whole(days, "days", 365)
     if not refresh_summaries(shop)["current"]:
-        return len(lapsing_customers(shop, days=days, summaries=False))
-    bought_since, not_since = _lapsing_window(shop, shop.now(), days)
+        everyone = lapsing_customers(shop, days=days, summaries=False)
+        return everyone[:limit], len(everyone)
+    now = shop.now()
+    bought_since, not_since = _lapsing_window(shop, now, days)
     with shop.uow(read_only=True) as uow:
-        return uow.reports.count_lapsing_from_summaries(bought_since, not_since)
+        found = uow.reports.lapsing_from_summaries(bought_since, not_since, limit)
+        total = uow.reports.count_lapsing_from_summaries(bought_since, not_since)
+    return _lapsing_rows(shop, shop.local_date(now), found), total
+
+
+def count_lapsing(shop: Shop, *, days: int = DEFAULT_LAPSING_DAYS) -> int:
+    """How many customers ``lapsing_customers`` lists, counted by the database."""
+    return lapsing_page(shop, limit=0, days=days)[1]
 
 
 def _lapsing_window(shop: Shop, now: dt.datetime, days: int) -> tuple[dt.datetime, dt.datetime]:

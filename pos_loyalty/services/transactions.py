@@ -107,20 +107,9 @@ def record_sale(shop: Shop, request: SaleRequest, *, till_id: int | None, till_n
     return _with_retry(lambda: _record_sale(shop, request, request_hash, till_id, till_name))
 
 
-def _load_card_customer(uow: UnitOfWork, card_number: str, field_name: str = "card_number"):
-    card = uow.cards.get(card_number)
-    if card is None:
-        raise NotFound(f"no customer has the card {card_number}", field=field_name)
-    if card.status != "active":
-        raise Conflict("this card is blocked; ask the customer for their new card", field=field_name)
-    customer = uow.customers.get_for_update(card.customer_id)
-    if customer is None or customer.erased_at is not None:
-        raise Conflict("this card belongs to an erased account", field=field_name)
-    return card, customer
-
-
 def _card_holder_for_sale(uow: UnitOfWork, card_number: str):
-    """The card's holder as a row, locked for this sale where the database can."""
+    """The card's holder as a row, locked for this sale (or claim) where the database can; a card
+    that is unknown, blocked or of an erased account is refused."""
     holder = uow.customers.card_holder(card_number, for_update=True)
     if holder is None:
         raise NotFound(f"no customer has the card {card_number}", field="card_number")
@@ -472,12 +461,11 @@ def claim_transaction(shop: Shop, transaction_id: str, card_number: str) -> dict
         now = shop.now()
         if now - tx.occurred_at > window:
             raise Conflict(f"a sale can be claimed within {window.days} days; this one is older", field="transaction_id")
-        _, customer = _load_card_customer(uow, card_number)
+        customer = uow.customers.get_for_update(_card_holder_for_sale(uow, card_number).id)  # the claim changes it as an object
         programme = programme_version(uow, tx.programme_version_id)
         rows = uow.transactions.lines(tx.id)
-        spend_before_sale = uow.transactions.rolling_spend(customer.id, tx.occurred_at - ROLLING) - uow.transactions.rolling_spend(
-            customer.id, tx.occurred_at
-        )
+        year_before, after_sale = uow.transactions.spend_since(customer.id, tx.occurred_at - ROLLING, tx.occurred_at)
+        spend_before_sale = year_before - after_sale
         earning = E.compute_earning(
             _sale_lines(rows), programme, tier=programme.tier_for(spend_before_sale), day=shop.local_date(tx.occurred_at)
         )

@@ -18,13 +18,23 @@ from . import forms as F
 bp = Blueprint("manager_reports", __name__, url_prefix="/panel/reports")
 bp.register_error_handler(Exception, page_for_exception)
 
+def _first_of(find):
+    """For a short list: all of it is read, the page shows its first rows."""
+    def page(shop, limit):
+        rows = find(shop)
+        return rows[:limit], len(rows)
+
+    return page
+
+
+# name: (title, about, every row (the CSV), (first rows, how many) for the page, columns)
 ACTION_LISTS = {
     "lapsing": ("Customers lapsing", f"Bought in the last year, but not in the last {R.DEFAULT_LAPSING_DAYS} days",
-                R.lapsing_customers, R.LAPSING_COLUMNS),
+                R.lapsing_customers, lambda shop, limit: R.lapsing_page(shop, limit=limit), R.LAPSING_COLUMNS),
     "expiring": ("Points expiring soon", f"Points that expire in the next {R.DEFAULT_EXPIRY_WINDOW_DAYS} days",
-                 R.points_expiring, R.EXPIRING_COLUMNS),
+                 R.points_expiring, _first_of(R.points_expiring), R.EXPIRING_COLUMNS),
     "birthdays": ("Birthdays coming", f"Birthdays in the next {R.DEFAULT_BIRTHDAY_WINDOW_DAYS} days, today included",
-                  R.birthdays_coming, R.BIRTHDAY_COLUMNS),
+                  R.birthdays_coming, _first_of(R.birthdays_coming), R.BIRTHDAY_COLUMNS),
 }
 COLUMN_LABELS = {
     "customer_id": "No.", "name": "Name", "preferred_name": "Likes to be called", "card_number": "Card",
@@ -135,12 +145,8 @@ def health():
 @bp.route("/actions")
 def actions():
     lists = {}
-    for key, (title, about, find, columns) in ACTION_LISTS.items():
-        if key == "lapsing":  # the long one: the database counts it and hands over the first page
-            rows, total = find(shop(), limit=ACTION_ROWS_SHOWN), R.count_lapsing(shop())
-        else:
-            rows = find(shop())
-            total = len(rows)
+    for key, (title, about, _, page, columns) in ACTION_LISTS.items():
+        rows, total = page(shop(), ACTION_ROWS_SHOWN)
         lists[key] = (title, about, rows, total, columns)
     return render_template("manager/actions.html", lists=lists, labels=COLUMN_LABELS, shown=ACTION_ROWS_SHOWN)
 
@@ -149,7 +155,7 @@ def actions():
 def action_csv(name: str):
     if name not in ACTION_LISTS:
         abort(404)
-    _, _, find, columns = ACTION_LISTS[name]
+    _, _, find, _, columns = ACTION_LISTS[name]
     filename = f"{name}-{shop().local_date().isoformat()}.csv"
     return Response(
         R.to_csv(find(shop()), columns),
