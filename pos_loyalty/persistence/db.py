@@ -31,6 +31,7 @@ class Database:
     write_lock: threading.Lock | None = field(default=None)
     sessions: dict = field(default_factory=dict, repr=False)  # (read_only) -> sessionmaker, made once
     sqlite_options: dict = field(default_factory=dict, repr=False)  # read by new SQLite connections
+    memo: dict = field(default_factory=dict, repr=False)  # the services' memory of immutable rows (uow.memo)
 
     def start_background_checkpoints(self, interval: float = 1.0, on_run: Callable[[tuple], None] | None = None) -> "WalCheckpointer | None":
         """Take SQLite's WAL checkpoints off the checkout: by default the commit that fills the WAL

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ..domain.errors import DuplicateKey
 from ..domain.ledger import Entry
 from . import models as m
+from .prepared import Prepared, run
 
 # The tables themselves, for the counter's hot paths (checkout, card lookup, till tokens): plain
 # SQLAlchemy Core statements returning rows, no ORM object graphs. Rows read like the models
@@ -40,10 +41,10 @@ _CARD_HOLDER = (
     .join_from(CARDS, CUSTOMERS, CUSTOMERS.c.id == CARDS.c.customer_id)
     .where(CARDS.c.number == bindparam("number"))
 )
-_CARD_HOLDER_LOCKED = _CARD_HOLDER.with_for_update(of=CUSTOMERS)
+_CARD_HOLDER_LOCKED = Prepared(_CARD_HOLDER.with_for_update(of=CUSTOMERS))
 # What the cashier screen needs about the holder beyond the row, in the same read: the spend over
 # the rolling year and the last visit (both from the customer's sales, by index).
-_CARD_HOLDER_WITH_VISITS = _CARD_HOLDER.add_columns(
+_CARD_HOLDER_WITH_VISITS = Prepared(_CARD_HOLDER.add_columns(
     select(func.coalesce(func.sum(TRANSACTIONS.c.eligible_spend), 0))
     .where(TRANSACTIONS.c.customer_id == CUSTOMERS.c.id, TRANSACTIONS.c.occurred_at > bindparam("since"))
     .scalar_subquery()
@@ -56,43 +57,45 @@ _CARD_HOLDER_WITH_VISITS = _CARD_HOLDER.add_columns(
         .scalar_subquery(),
         m.UTCDateTime(),
     ).label("last_sale_at"),
-)
-_ADD_TO_BALANCE = (
+))
+_CARD_HOLDER = Prepared(_CARD_HOLDER)
+_ADD_TO_BALANCE = Prepared(
     update(CUSTOMERS).where(CUSTOMERS.c.id == bindparam("customer_id")).values(balance=CUSTOMERS.c.balance + bindparam("points"))
 )
-_CARDS_OF = select(CARDS).where(CARDS.c.customer_id == bindparam("customer_id")).order_by(CARDS.c.issued_at)
-_LATEST_PROGRAMME = select(PROGRAMMES.c.id, PROGRAMMES.c.data).order_by(PROGRAMMES.c.id.desc()).limit(1)
+_CARDS_OF = Prepared(select(CARDS).where(CARDS.c.customer_id == bindparam("customer_id")).order_by(CARDS.c.issued_at))
+_LATEST_PROGRAMME = Prepared(select(PROGRAMMES.c.id).order_by(PROGRAMMES.c.id.desc()).limit(1))
 _REWARDS_BY_COST = select(REWARDS).order_by(REWARDS.c.points_cost, REWARDS.c.id)
-_ACTIVE_REWARDS = _REWARDS_BY_COST.where(REWARDS.c.active.is_(True))
 _ACTIVE_REWARDS_AND = _REWARDS_BY_COST.where(or_(REWARDS.c.active.is_(True), REWARDS.c.id.in_(bindparam("ids", expanding=True))))
-_TILL_BY_TOKEN = select(TILLS.c.id, TILLS.c.name).where(TILLS.c.token_hash == bindparam("token_hash"), TILLS.c.revoked_at.is_(None))
-_ANSWER_OF = select(TRANSACTIONS.c.id, TRANSACTIONS.c.kind, TRANSACTIONS.c.request_hash, TRANSACTIONS.c.response).where(
+_ACTIVE_REWARDS = Prepared(_REWARDS_BY_COST.where(REWARDS.c.active.is_(True)))
+_REWARDS_BY_COST = Prepared(_REWARDS_BY_COST)
+_TILL_BY_TOKEN = Prepared(select(TILLS.c.id, TILLS.c.name).where(TILLS.c.token_hash == bindparam("token_hash"), TILLS.c.revoked_at.is_(None)))
+_ANSWER_OF = Prepared(select(TRANSACTIONS.c.id, TRANSACTIONS.c.kind, TRANSACTIONS.c.request_hash, TRANSACTIONS.c.response).where(
     TRANSACTIONS.c.id == bindparam("id")
-)
-_SPEND_SINCE_1 = select(_spent_after("a")).where(
+))
+_SPEND_SINCE_1 = Prepared(select(_spent_after("a")).where(
     TRANSACTIONS.c.customer_id == bindparam("customer_id"), TRANSACTIONS.c.occurred_at > bindparam("earliest")
-)
-_SPEND_SINCE_2 = select(_spent_after("a"), _spent_after("b")).where(
+))
+_SPEND_SINCE_2 = Prepared(select(_spent_after("a"), _spent_after("b")).where(
     TRANSACTIONS.c.customer_id == bindparam("customer_id"), TRANSACTIONS.c.occurred_at > bindparam("earliest")
-)
-_BONUSES_HELD = select(
+))
+_BONUSES_HELD = Prepared(select(
     func.coalesce(func.sum(case((LEDGER.c.cause == "welcome", LEDGER.c.points), else_=0)), 0),
     func.coalesce(
         func.sum(case((and_(LEDGER.c.cause == "birthday", LEDGER.c.created_at >= bindparam("since")), LEDGER.c.points), else_=0)), 0
     ),
-).where(LEDGER.c.customer_id == bindparam("customer_id"), LEDGER.c.cause.in_(("welcome", "birthday")))
-_ENTRIES_OF = (
+).where(LEDGER.c.customer_id == bindparam("customer_id"), or_(LEDGER.c.cause == "welcome", LEDGER.c.cause == "birthday")))
+_ENTRIES_OF = Prepared(
     select(LEDGER.c.id, LEDGER.c.points, LEDGER.c.kind, LEDGER.c.created_at, LEDGER.c.expires_at, LEDGER.c.lot_id)
     .where(LEDGER.c.customer_id == bindparam("customer_id"))
     .order_by(LEDGER.c.id)
 )
-_FAVOURITES = (
+_FAVOURITES = Prepared(
     select(PRODUCTS.c.sku, PRODUCTS.c.description, PRODUCTS.c.visits)
     .where(PRODUCTS.c.customer_id == bindparam("customer_id"), PRODUCTS.c.visits > 0)
     .order_by(PRODUCTS.c.visits.desc(), PRODUCTS.c.quantity_milli.desc(), PRODUCTS.c.sku)
     .limit(bindparam("limit"))
 )
-_OPEN_FOLLOW_UPS = (
+_OPEN_FOLLOW_UPS = Prepared(
     select(FOLLOW_UPS.c.id, FOLLOW_UPS.c.opened_at, FOLLOW_UPS.c.reason)
     .where(FOLLOW_UPS.c.customer_id == bindparam("customer_id"), FOLLOW_UPS.c.resolved_at.is_(None))
     .order_by(FOLLOW_UPS.c.opened_at)
@@ -113,7 +116,11 @@ def _bought_upsert(insert):
     )
 
 
-_RECORD_BOUGHT = {"postgresql": _bought_upsert(pg_insert), "sqlite": _bought_upsert(sqlite_insert)}
+_RECORD_BOUGHT = {"postgresql": Prepared(_bought_upsert(pg_insert)), "sqlite": Prepared(_bought_upsert(sqlite_insert))}
+_INSERT_TRANSACTION = Prepared(TRANSACTIONS.insert())
+_INSERT_LINES = Prepared(LINES.insert())
+_INSERT_REDEMPTIONS = Prepared(REDEMPTIONS.insert())
+_INSERT_ENTRIES = Prepared(LEDGER.insert())
 
 UNIQUE_FIELDS = ("email", "phone", "number", "username", "name", "transaction_id", "visit_code")
 
@@ -148,6 +155,8 @@ class _Repo:
         """A prebuilt Core statement on the session's connection (after flushing what the ORM holds,
         so a read sees this unit of work's own changes)."""
         flush(self.s)
+        if isinstance(stmt, Prepared):
+            return run(self.s, stmt, params)
         return self.s.connection().execute(stmt, params)
 
 
@@ -265,7 +274,8 @@ class Cards(_Repo):
 
 class Programmes(_Repo):
     def latest(self):
-        """The newest version's id and data (a row), or None."""
+        """The newest version's id (a row), or None: enough to tell whether the version in hand is
+        still the current one, without reading its rules."""
         return self._core(_LATEST_PROGRAMME).first()
 
     def get(self, version_id: int) -> m.ProgrammeVersion | None:
@@ -426,13 +436,13 @@ class Transactions(_Repo):
     def insert(self, row: dict[str, Any], lines: Sequence[dict[str, Any]], redemptions: Sequence[dict[str, Any]] = ()) -> None:
         """A whole transaction with its lines and redemptions, as three statements."""
         try:
-            self._core(TRANSACTIONS.insert(), [row])
+            self._core(_INSERT_TRANSACTION, [row])
         except IntegrityError as e:  # another till stored the same id first
             raise duplicate_key(e) from e
         if lines:
-            self._core(LINES.insert(), list(lines))
+            self._core(_INSERT_LINES, list(lines))
         if redemptions:
-            self._core(REDEMPTIONS.insert(), list(redemptions))
+            self._core(_INSERT_REDEMPTIONS, list(redemptions))
 
     def set_response(self, transaction_id: str, response: dict[str, Any]) -> None:
         self.s.execute(update(m.Transaction).where(m.Transaction.id == transaction_id).values(response=response))
@@ -442,7 +452,7 @@ class Ledger(_Repo):
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
         """Entries in the order given (ids rise in that order), as one statement."""
         if rows:
-            self._core(LEDGER.insert(), list(rows))
+            self._core(_INSERT_ENTRIES, list(rows))
 
     def bonuses_held(self, customer_id: int, *, birthday_since: dt.datetime) -> tuple[int, int]:
         """(welcome points held, birthday points since the given moment), in one read."""

@@ -36,6 +36,7 @@ class SqlUnitOfWork:
         self._session_factory = factory
         self._lock = db.write_lock if (db.write_lock is not None and not read_only) else nullcontext()
         self.for_update = not db.is_sqlite and not read_only
+        self.memo = db.memo
 
     def __enter__(self) -> "SqlUnitOfWork":
         self._lock.__enter__()

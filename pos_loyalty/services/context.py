@@ -23,6 +23,7 @@ class UnitOfWork(Protocol):  # the repositories are duck-typed; see persistence/
     print_jobs: Any
     reports: Any
     privacy: Any
+    memo: dict  # lives as long as the database connection: for what never changes once written
 
     def commit(self) -> None: ...
 

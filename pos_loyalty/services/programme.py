@@ -10,27 +10,26 @@ from ..domain.programme import DEFAULT_PROGRAMME, Programme
 from .context import Shop, UnitOfWork
 
 
-_parsed: dict[tuple[int, str], Programme] = {}  # versions never change once written
-
-
-def _parse(row) -> Programme:
-    key = (row.id, repr(sorted(row.data.items())))
-    programme = _parsed.get(key)
+def _version(uow: UnitOfWork, version_id: int) -> Programme:
+    """A saved version, parsed once per database (versions never change once written)."""
+    parsed = uow.memo.setdefault("programme versions", {})
+    programme = parsed.get(version_id)
     if programme is None:
-        programme = _parsed[key] = Programme.from_dict(row.data, version_id=row.id)
+        row = uow.programmes.get(version_id)
+        programme = parsed[version_id] = Programme.from_dict(row.data, version_id=row.id)
     return programme
 
 
 def current_programme(uow: UnitOfWork) -> Programme:
     """The newest saved version; the built-in defaults until a manager saves one."""
     row = uow.programmes.latest()
-    return DEFAULT_PROGRAMME if row is None else _parse(row)
+    return DEFAULT_PROGRAMME if row is None else _version(uow, row.id)
 
 
 def programme_version(uow: UnitOfWork, version_id: int | None) -> Programme:
     if version_id is None:
         return DEFAULT_PROGRAMME
-    return _parse(uow.programmes.get(version_id))
+    return _version(uow, version_id)
 
 
 def preview_earning(

@@ -1,0 +1,158 @@
+"""Core statements compiled once and run on the driver's own cursor: the counter's hot paths.
+
+SQLAlchemy's execution machinery costs 0.1-0.2 ms a statement in Python; SQLite's own work for a
+checkout's indexed reads and inserts is a few microseconds each, and a checkout runs a dozen of
+them while it holds the store's write lock. So the statements stay SQLAlchemy Core (written once,
+for both databases, against the models' tables) and are compiled once per dialect; each run then
+does what SQLAlchemy's execution would do for them and nothing more: fill in the statement's
+literal parameters, apply the column types' bind and result processors (UTC timestamps, JSON,
+dates, booleans), call the driver, and wrap a driver error as SQLAlchemy's, so callers see the
+same ``IntegrityError`` / ``OperationalError`` either way.
+
+What it does not do, and refuses at compile time instead of getting wrong: statements whose
+parameters expand at execution (``IN`` lists: write them with ``or_``), Python-side column defaults that are not plain
+values, and ``RETURNING``.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any, Callable, Sequence
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+
+class Prepared:
+    """One Core statement, with a compiled plan per dialect (and, for an INSERT, per set of columns
+    given). Module-level constants in the repositories; plans are built on first use."""
+
+    __slots__ = ("statement", "_plans")
+
+    def __init__(self, statement) -> None:
+        self.statement = statement
+        self._plans: dict[tuple, _Plan] = {}
+
+    def plan(self, dialect, keys: tuple[str, ...] | None = None) -> "_Plan":
+        key = (dialect.name, keys)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _Plan(self.statement, dialect, keys)
+        return plan
+
+
+class _Plan:
+    __slots__ = ("sql", "names", "positional", "processors", "fixed", "row", "result_processors", "returns_rows")
+
+    def __init__(self, statement, dialect, keys: tuple[str, ...] | None) -> None:
+        # (as for an executemany: no implicit RETURNING of new primary keys, which nothing here reads)
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None, for_executemany=True)
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError("a statement with parameters that expand at execution cannot be prepared")
+        if getattr(compiled, "effective_returning", None):
+            raise ValueError("a statement with RETURNING cannot be prepared")
+        self.sql = compiled.string
+        self.positional = dialect.paramstyle in ("qmark", "format", "numeric")
+        self.names = tuple(compiled.positiontup) if self.positional else tuple(dict.fromkeys(compiled.bind_names.values()))
+        given = set(keys or ())
+        self.fixed: dict[str, Any] = {}
+        self.processors: dict[str, Callable[[Any], Any]] = {}
+        for name in self.names:
+            bind = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.processors[name] = processor
+            if name in given or (bind.callable is None and bind.value is None):
+                continue  # the caller's to give
+            value = bind.effective_value
+            self.fixed[name] = processor(value) if processor is not None and value is not None else value
+        for column in getattr(compiled, "insert_prefetch", None) or ():
+            if column.key in given:
+                continue
+            default = column.default
+            if default is None or not default.is_scalar:
+                raise ValueError(f"{column} has a default computed at execution; give it a value")
+            value = default.arg
+            processor = self.processors.get(column.key)
+            self.fixed[column.key] = processor(value) if processor is not None and value is not None else value
+        self.returns_rows = statement.is_select
+        if self.returns_rows:
+            columns = list(statement.selected_columns)
+            self.row = namedtuple("Row", [c.key or f"_{i}" for i, c in enumerate(columns)], rename=True)
+            self.result_processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+            if not any(self.result_processors):
+                self.result_processors = None
+        else:
+            self.row, self.result_processors = None, None
+
+    def bind(self, params: dict[str, Any]) -> Any:
+        fixed, processors = self.fixed, self.processors
+        values = []
+        for name in self.names:
+            if name in params:
+                value = params[name]
+                processor = processors.get(name)
+                if processor is not None and value is not None:
+                    value = processor(value)
+            else:
+                value = fixed[name]
+            values.append(value)
+        return tuple(values) if self.positional else dict(zip(self.names, values))
+
+    def rows(self, raw: Sequence[tuple]) -> list[Any]:
+        make = self.row._make
+        processors = self.result_processors
+        if processors is None:
+            return [make(r) for r in raw]
+        return [make([v if p is None or v is None else p(v) for p, v in zip(processors, r)]) for r in raw]
+
+
+class Rows(list):
+    """A statement's rows, read like SQLAlchemy's result where the repositories use one."""
+
+    def first(self) -> Any:
+        return self[0] if self else None
+
+
+_NO_ROWS = Rows()
+
+
+def _driver_connection(session: Session) -> tuple[Any, Any]:
+    """The dialect and the driver's connection of the session's current transaction, looked up
+    once per transaction (``Session.connection()`` costs more than a SQLite read)."""
+    transaction = session.get_transaction()
+    held = session.info.get("prepared.connection")
+    if transaction is None or held is None or held[0] is not transaction:
+        connection = session.connection()  # begins the transaction if none is open
+        held = session.info["prepared.connection"] = (
+            session.get_transaction(), connection.dialect, connection.connection.driver_connection
+        )
+    return held[1], held[2]
+
+
+def run(session: Session, prepared: Prepared, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None) -> Rows:
+    """Run ``prepared`` in the session's transaction (begun as any other, e.g. ``BEGIN IMMEDIATE``)
+    with one set of parameters, or a list of them (an INSERT of many rows)."""
+    dialect, dbapi_connection = _driver_connection(session)
+    many = isinstance(params, list)
+    if many:
+        if not params:
+            return _NO_ROWS
+        plan = prepared.plan(dialect, tuple(params[0]))
+        arguments: Any = [plan.bind(p) for p in params]
+    else:
+        params = params or {}
+        plan = prepared.plan(dialect, tuple(params) if prepared.statement.is_insert else None)
+        arguments = plan.bind(params)
+    cursor = dbapi_connection.cursor()
+    try:
+        if many:
+            cursor.executemany(plan.sql, arguments)
+            return _NO_ROWS
+        cursor.execute(plan.sql, arguments)
+        if not plan.returns_rows:
+            return _NO_ROWS
+        return Rows(plan.rows(cursor.fetchall()))
+    except dialect.loaded_dbapi.Error as e:
+        raise DBAPIError.instance(plan.sql, arguments, e, dialect.loaded_dbapi.Error, dialect=dialect) from e
+    finally:
+        cursor.close()

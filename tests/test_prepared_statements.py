@@ -1,0 +1,79 @@
+"""The counter's statements run on the driver's own cursor (``persistence/prepared.py``): what they
+write and read must be exactly what SQLAlchemy's own execution writes and reads, on both
+databases, or a receipt would show a wrong time, a lost answer or a 500 instead of a 409."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
+
+from pos_loyalty.persistence import models as m
+from pos_loyalty.persistence import repositories as repos
+from pos_loyalty.persistence.prepared import Prepared, run
+from tests.support.factories import adjust, enrol, line, reward, sale
+
+
+def _session(app):
+    db = app.extensions["pos_loyalty"].db
+    from sqlalchemy.orm import Session
+
+    return Session(db.writer)
+
+
+def test_a_sale_written_on_the_fast_path_reads_back_through_the_models_as_written(api, app, shop, clock):
+    coffee = reward(shop, "Free coffee", points_cost=50)
+    anna = enrol(api)
+    adjust(api, anna["id"], 80)
+    occurred = clock.now - dt.timedelta(minutes=3)
+    answer = api.post(
+        "/transactions",
+        json=sale(line("COF", 250, 2), line("BAN", 199, "0.755", category="fruit"), card=anna["card"], rewards=[coffee["id"]], at=occurred),
+    ).get_json()
+    with _session(app) as s:
+        tx = s.get(m.Transaction, answer["id"])
+        assert tx.occurred_at == occurred and tx.occurred_at.tzinfo is not None  # aware, UTC, to the microsecond
+        assert tx.recorded_at == clock.now
+        assert tx.response == answer  # the stored answer is the JSON the till got
+        assert (tx.subtotal, tx.discount, tx.points_earned, tx.points_redeemed) == (
+            answer["subtotal"], answer["discount"], answer["points"]["earned"], 50)
+        lines = s.scalars(select(m.TransactionLine).where(m.TransactionLine.transaction_id == tx.id).order_by(m.TransactionLine.line_no)).all()
+        assert [(ln.sku, ln.quantity_milli, ln.paid, ln.points) for ln in lines] == [
+            (x["sku"], q, x["paid"], x["points"]) for x, q in zip(answer["lines"], (2000, 755))]
+        entries = s.scalars(select(m.LedgerEntry).where(m.LedgerEntry.transaction_id == tx.id).order_by(m.LedgerEntry.id)).all()
+        assert [(e.kind, e.points) for e in entries] == [("redeem", -50), ("earn", answer["points"]["earned"])]
+        assert entries[1].expires_at is not None and entries[1].expires_at.tzinfo is not None
+        assert all(e.created_at == clock.now for e in entries)
+        products = {p.sku: p for p in s.scalars(select(m.CustomerProduct).where(m.CustomerProduct.customer_id == anna["id"]))}
+        assert products["BAN"].last_bought_at == occurred and products["BAN"].quantity_milli == 755
+        assert s.get(m.Customer, anna["id"]).balance == 80 - 50 + answer["points"]["earned"]
+
+
+def test_reads_on_the_fast_path_give_what_sqlalchemy_gives(api, app, shop, clock):
+    anna = enrol(api, birthday="1990-06-20", preferred_name="Annie")
+    api.post("/transactions", json=sale(line("COF", 1250), card=anna["card"]))
+    with _session(app) as s:
+        params = {"number": anna["card"], "since": clock.now - dt.timedelta(days=365)}
+        theirs = s.execute(repos._CARD_HOLDER_WITH_VISITS.statement, params).one()
+        ours = run(s, repos._CARD_HOLDER_WITH_VISITS, params).first()
+        assert tuple(ours) == tuple(theirs)
+        assert ours._fields == tuple(theirs._fields)
+        assert isinstance(ours.birthday, dt.date) and ours.preferences == theirs.preferences
+        assert ours.last_sale_at.tzinfo is not None and ours.rolling_spend == 1250
+        assert run(s, repos._CARD_HOLDER, {"number": "2700000000000"}).first() is None
+
+
+def test_a_duplicate_on_the_fast_path_is_sqlalchemys_integrity_error(api, app):
+    r = api.post("/transactions", json=sale(line("COF", 900)))
+    with _session(app) as s:
+        row = s.get(m.Transaction, r.get_json()["id"])
+        copy = {c.key: getattr(row, c.key) for c in m.Transaction.__table__.columns}
+        with pytest.raises(IntegrityError):
+            run(s, repos._INSERT_TRANSACTION, [copy])
+
+
+def test_a_statement_whose_parameters_expand_is_refused_not_run_wrong(app):
+    statement = Prepared(select(m.Reward.id).where(m.Reward.id.in_(bindparam("ids", expanding=True))))
+    with _session(app) as s, pytest.raises(ValueError, match="expand"):
+        run(s, statement, {"ids": [1, 2]})
