@@ -510,7 +510,12 @@ def customer_activity(shop: Shop, start: Any, end: Any, *, lapsing_days: int = D
         # in, ever: they answer for this range if no card sale is dated at or after its end.
         summarised = summaries and not uow.reports.member_sale_in(p.end_at, None)
         if summarised:
-            counts = uow.reports.activity_from_summaries(p.start_at, year_before, recent_from)
+            year_start = add_months(p.start, -12)
+            first_whole = _month_number(year_start.strftime("%Y-%m")) + (0 if year_start.day == 1 else 1)
+            last_whole = _month_number(p.start.strftime("%Y-%m")) - 1
+            counts = uow.reports.activity_from_summaries(
+                p.start_at, year_before, recent_from, whole_months=range(first_whole, last_whole + 1)
+            )
         else:
             counts = uow.reports.customer_activity(p.start_at, p.end_at, year_before, recent_from)
         # Retention by whole months: the first month may start later than the 1st only if no card
