@@ -64,7 +64,42 @@ def split_proportionally(total: int, weights: Sequence[int | Fraction]) -> list[
     """Share a whole number out in proportion to the weights; the parts add up exactly to ``total``.
 
     Largest remainder first; ties go to the earlier line, so the split is deterministic.
+    Integers only: Fraction weights are first scaled by the lcm of their denominators to whole
+    numbers in the same proportions.
     """
+    if isinstance(total, int):
+        if all(type(w) is int for w in weights):
+            return _largest_remainder(total, weights)
+        if all(isinstance(w, (int, Fraction)) for w in weights):
+            common = math.lcm(*[w.denominator for w in weights])
+            return _largest_remainder(total, [w.numerator * (common // w.denominator) for w in weights])
+    return _split_exact(total, weights)
+
+
+def _largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
+    """``split_proportionally`` for whole-number weights: line i's exact share is ``total*w_i/W``;
+    its part is ``total*w_i // W`` and its remainder ``total*w_i % W`` (over a positive ``W``)."""
+    weight_sum = sum(weights)
+    if total == 0 or weight_sum == 0:
+        return [0] * len(weights)
+    scaled = total
+    if weight_sum < 0:  # total*w/W == (-total)*w/(-W): divide by a positive sum so % is the floor's remainder
+        scaled, weight_sum = -total, -weight_sum
+    parts, remainders = [], []
+    for w in weights:
+        part, remainder = divmod(scaled * w, weight_sum)
+        parts.append(part)
+        remainders.append(remainder)
+    left = total - sum(parts)
+    if left:
+        # largest remainder first; the sort is stable, so equal remainders keep line order
+        for i in sorted(range(len(parts)), key=remainders.__getitem__, reverse=True)[:left]:
+            parts[i] += 1
+    return parts
+
+
+def _split_exact(total, weights) -> list[int]:
+    """Weights (or a total) that are not ``int``/``Fraction``: the same rule in ``Fraction`` arithmetic."""
     weight_sum = sum(weights)
     if total == 0 or weight_sum == 0:
         return [0] * len(weights)
@@ -187,11 +222,20 @@ def visit_bonuses(programme: Programme, *, welcome_due: bool, birthday_due: bool
 
 def best_promotion_multiplier(promotions: Sequence[Promotion], day: dt.date, line: Line) -> Fraction:
     """Promotion multipliers do not stack: the best one running today for this line applies."""
-    best = Fraction(1)
-    for promo in promotions:
-        if promo.runs_on(day) and promo.covers(line.sku, line.category) and promo.multiplier > best:
-            best = promo.multiplier
-    return best
+    for promo in _multiplying_promotions(promotions, day):
+        if promo.covers(line.sku, line.category):
+            return promo.multiplier
+    return Fraction(1)
+
+
+def _multiplying_promotions(promotions: Sequence[Promotion], day: dt.date) -> list[Promotion]:
+    """The promotions running on ``day`` that raise the multiplier above 1, best first (a stable
+    sort: of equal multipliers the earlier promotion comes first). The first that covers a line is
+    its best multiplier."""
+    running = [promo for promo in promotions if promo.multiplier > 1 and promo.runs_on(day)]
+    if len(running) > 1:
+        running.sort(key=lambda promo: promo.multiplier, reverse=True)
+    return running
 
 
 def promotion_bonuses(
@@ -231,25 +275,58 @@ def compute_earning(
     Each part is the difference of floors of running sums, so the parts add up to one floor of
     the whole and no line or part is rounded on its own.
     """
-    rate = Fraction(programme.points_per_unit, programme.unit_minor)
-    base_exact, promo_exact, tier_exact = [], [], []
+    # Integer arithmetic only. Line i's exact parts (Fractions) are
+    #   base_i  = paid * points_per_unit / unit_minor * product multiplier = base_num_i / base_den
+    #   promo_i = base_i * promotion multiplier                             = promo_num_i / promo_den
+    #   tier_i  = promo_i * tier multiplier                                 = tier_num_i / tier_den
+    # with one denominator per part for all lines (lcm of the lines' multiplier denominators), so
+    # floor(sum of a part) is sum(numerators) // denominator, and the tier numerators are the
+    # exact tier parts scaled by one positive number: the same proportions to split by.
+    rate_num, rate_den = programme.points_per_unit, programme.unit_minor
+    if type(rate_num) is not int or type(rate_den) is not int or rate_den <= 0:
+        rate = Fraction(rate_num, rate_den)  # unit_minor 0 raises ZeroDivisionError, as it always did
+        rate_num, rate_den = rate.numerator, rate.denominator
+    promotions = [
+        (promo, promo.multiplier.numerator, promo.multiplier.denominator)
+        for promo in _multiplying_promotions(programme.promotions, day)
+    ]
+    earns, product_multiplier = programme.earns, programme.product_multiplier
+    earning = []  # (line index, paid * points_per_unit * product numerator, its denominator, promotion num, den)
     eligible_spend = 0
-    for line in lines:
-        if not programme.earns(line.category) or line.paid <= 0:
-            base_exact.append(Fraction(0))
-            promo_exact.append(Fraction(0))
-            tier_exact.append(Fraction(0))
+    for i, line in enumerate(lines):
+        category = line.category
+        if not earns(category):
             continue
-        eligible_spend += line.paid
-        b = line.paid * rate * programme.product_multiplier(line.sku, line.category)
-        p = b * best_promotion_multiplier(programme.promotions, day, line)
-        base_exact.append(b)
-        promo_exact.append(p)
-        tier_exact.append(p * tier.multiplier)
-    base = math.floor(sum(base_exact))
-    with_promo = math.floor(sum(promo_exact))
-    total = math.floor(sum(tier_exact))
-    shares = split_proportionally(total, tier_exact)
+        paid = line.paid
+        if paid <= 0:
+            continue
+        eligible_spend += paid
+        sku = line.sku
+        product = product_multiplier(sku, category)
+        multiplier_num = multiplier_den = 1
+        for promo, num, den in promotions:  # best first: the first that covers the line applies
+            if promo.covers(sku, category):
+                multiplier_num, multiplier_den = num, den
+                break
+        earning.append((i, paid * rate_num * product.numerator, product.denominator, multiplier_num, multiplier_den))
+    products_lcm = math.lcm(*{row[2] for row in earning})
+    promos_lcm = math.lcm(*{row[4] for row in earning})
+    base_den = rate_den * products_lcm
+    promo_den = base_den * promos_lcm
+    tier_den = promo_den * tier.multiplier.denominator
+    tier_num = tier.multiplier.numerator
+    base_sum = promo_sum = 0
+    tier_nums = [0] * len(lines)
+    for i, scaled_paid, product_den, line_promo_num, line_promo_den in earning:
+        b = scaled_paid * (products_lcm // product_den)
+        p = b * line_promo_num * (promos_lcm // line_promo_den)
+        base_sum += b
+        promo_sum += p
+        tier_nums[i] = p * tier_num
+    base = base_sum // base_den
+    with_promo = promo_sum // promo_den
+    total = sum(tier_nums) // tier_den
+    shares = _largest_remainder(total, tier_nums)
     paid_lines = [replace(line, points=share) for line, share in zip(lines, shares)]
     bonuses = tuple(promotion_bonuses(lines, programme, day)) + tuple(extra_bonuses)
     return Earning(

@@ -14,6 +14,7 @@ from typing import Any
 from .errors import InvalidInput
 
 MAX_MULTIPLIER = Fraction(100)
+ONE = Fraction(1)
 
 
 def parse_multiplier(value: Any, where: str) -> Fraction:
@@ -121,7 +122,7 @@ class Programme:
             return self.sku_multipliers[sku]
         if category is not None and category in self.category_multipliers:
             return self.category_multipliers[category]
-        return Fraction(1)
+        return ONE
 
     def earns(self, category: str | None) -> bool:
         return category is None or category not in self.excluded_categories
