@@ -117,9 +117,13 @@ def _sqlite_engine(url: str, *, immediate: bool, synchronous: str, options: dict
             cur.execute("PRAGMA wal_autocheckpoint=0")  # a WalCheckpointer thread does it, not a till's commit
         cur.close()
 
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # On the driver's connection itself: through SQLAlchemy's execution this was a third of
+        # the cost of a short read transaction (a till-token check, a card lookup).
+        conn.connection.driver_connection.execute(begin)
 
     return engine
 
