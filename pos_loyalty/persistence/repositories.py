@@ -65,7 +65,6 @@ _ADD_TO_BALANCE = Prepared(
 _CARDS_OF = Prepared(select(CARDS).where(CARDS.c.customer_id == bindparam("customer_id")).order_by(CARDS.c.issued_at))
 _LATEST_PROGRAMME = Prepared(select(PROGRAMMES.c.id).order_by(PROGRAMMES.c.id.desc()).limit(1))
 _REWARDS_BY_COST = select(REWARDS).order_by(REWARDS.c.points_cost, REWARDS.c.id)
-_ACTIVE_REWARDS_AND = _REWARDS_BY_COST.where(or_(REWARDS.c.active.is_(True), REWARDS.c.id.in_(bindparam("ids", expanding=True))))
 _ACTIVE_REWARDS = Prepared(_REWARDS_BY_COST.where(REWARDS.c.active.is_(True)))
 _REWARDS_BY_COST = Prepared(_REWARDS_BY_COST)
 _TILL_BY_TOKEN = Prepared(select(TILLS.c.id, TILLS.c.name).where(TILLS.c.token_hash == bindparam("token_hash"), TILLS.c.revoked_at.is_(None)))
@@ -305,8 +304,9 @@ class Rewards(_Repo):
         """Rewards as rows (cheapest first): the active ones, plus any ids in ``also``."""
         if not active_only:
             return list(self._core(_REWARDS_BY_COST))
-        if also:
-            return list(self._core(_ACTIVE_REWARDS_AND, {"ids": list(also)}))
+        if also:  # a shop's catalogue is a few dozen rows: all of them, rather than an IN list per sale
+            wanted = set(also)
+            return [row for row in self._core(_REWARDS_BY_COST) if row.active or row.id in wanted]
         return list(self._core(_ACTIVE_REWARDS))
 
     def add(self, **fields: Any) -> m.Reward:
