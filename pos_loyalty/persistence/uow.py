@@ -58,8 +58,7 @@ class SqlUnitOfWork:
 
     def __exit__(self, *exc) -> None:
         try:
-            self.session.rollback()
-            self.session.close()
+            self.session.close()  # rolls back whatever was not committed, and returns the connection
         finally:
             self._lock.__exit__(*exc)
 
