@@ -178,7 +178,8 @@ class Transaction(Base):
     claimed_at: Mapped[dt.datetime | None]
 
     __table_args__ = (
-        Index("ix_transactions_customer_occurred", "customer_id", "occurred_at"),
+        # covering (migration 0006): a customer's rolling spend and last visit from the index alone
+        Index("ix_transactions_customer_occurred", "customer_id", "occurred_at", "kind", "eligible_spend"),
         Index("ix_transactions_occurred_at", "occurred_at"),
     )
 
@@ -232,7 +233,6 @@ class LedgerEntry(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        Index("ix_ledger_entries_customer_id_id", "customer_id", "id"),
         Index("ix_ledger_entries_expires_at", "expires_at"),
         Index("ix_ledger_entries_created_at", "created_at"),
     )
@@ -398,14 +398,18 @@ class ReportRetention(Base):
     customers: Mapped[int] = mapped_column(Integer, default=0)
 
 
-# -- the daily expiry run (migration 0004) ---------------------------------------------------------
+# -- a customer's ledger from the index alone (migrations 0004, 0006) ------------------------------
 # Ledger.customers_with_lots_expiring_by reads, per customer, every entry's points, expiry date and
-# the lot it is aimed at: one ordered pass over this index, never the table's rows.
+# the lot it is aimed at: one ordered pass over this index, never the table's rows. A checkout and a
+# card lookup replay one customer's entries and sum their welcome and birthday bonuses from it too.
 Index(
     "ix_ledger_entries_customer_lots",
     LedgerEntry.customer_id,
     LedgerEntry.id,
     LedgerEntry.points,
+    LedgerEntry.kind,
+    LedgerEntry.cause,
+    LedgerEntry.created_at,
     LedgerEntry.expires_at,
     LedgerEntry.lot_id,
 )
