@@ -41,6 +41,13 @@ class StaffSessions(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
+    def open_session(self, app: Flask, request):
+        # The till API signs in with bearer tokens and never reads the staff's cookie: unsigning
+        # it (and building the signer) was a tenth of a millisecond of every till request.
+        if request.path.startswith("/api/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
 
 def shop():
     return current_app.extensions["pos_loyalty"].shop
