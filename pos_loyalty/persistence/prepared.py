@@ -10,8 +10,10 @@ dates, booleans), call the driver, and wrap a driver error as SQLAlchemy's, so c
 same ``IntegrityError`` / ``OperationalError`` either way.
 
 What it does not do, and refuses at compile time instead of getting wrong: statements whose
-parameters expand at execution (``IN`` lists: write them with ``or_``), Python-side column defaults that are not plain
-values, and ``RETURNING``.
+parameters expand at execution (``IN`` lists: write them with ``or_``), Python-side column
+defaults that are not plain values, and ``RETURNING``. Nor does it invalidate a pooled connection
+the database dropped, as SQLAlchemy's execution would: PostgreSQL's pool pings connections before
+handing them out (``pool_pre_ping``), and SQLite has no connection to lose.
 """
 from __future__ import annotations
 
@@ -113,9 +115,6 @@ class Rows(list):
         return self[0] if self else None
 
 
-_NO_ROWS = Rows()
-
-
 def _driver_connection(session: Session) -> tuple[Any, Any]:
     """The dialect and the driver's connection of the session's current transaction, looked up
     once per transaction (``Session.connection()`` costs more than a SQLite read)."""
@@ -136,7 +135,7 @@ def run(session: Session, prepared: Prepared, params: dict[str, Any] | Sequence[
     many = isinstance(params, list)
     if many:
         if not params:
-            return _NO_ROWS
+            return Rows()
         plan = prepared.plan(dialect, tuple(params[0]))
         arguments: Any = [plan.bind(p) for p in params]
     else:
@@ -147,10 +146,10 @@ def run(session: Session, prepared: Prepared, params: dict[str, Any] | Sequence[
     try:
         if many:
             cursor.executemany(plan.sql, arguments)
-            return _NO_ROWS
+            return Rows()
         cursor.execute(plan.sql, arguments)
         if not plan.returns_rows:
-            return _NO_ROWS
+            return Rows()
         return Rows(plan.rows(cursor.fetchall()))
     except dialect.loaded_dbapi.Error as e:
         raise DBAPIError.instance(plan.sql, arguments, e, dialect.loaded_dbapi.Error, dialect=dialect) from e
