@@ -14,7 +14,6 @@ import datetime as dt
 from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import ColumnElement, String, and_, case, delete, exists, extract, func, insert, literal, literal_column, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..domain.ledger import Entry
@@ -366,7 +365,11 @@ class Reports:
         if not rows:
             return
         table = model.__table__
-        stmt = (postgresql if self._postgres else sqlite).insert(table)
+        if self._postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(table)
         self.s.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update(table, stmt.excluded)), rows)
 
     def replace_open_lots(self, customer_ids: Sequence[int], lots: list[dict[str, Any]]) -> None:
