@@ -355,7 +355,7 @@ class ReportCustomer(Base):
     last_entry_id: Mapped[int] = mapped_column(Integer, default=0)  # the newest ledger entry replayed
 
     __table_args__ = (
-        Index("ix_report_customers_last_sale_at", "last_sale_at", "customer_id", "first_sale_at"),  # 0007
+        Index("ix_report_customers_last_sale_at", "last_sale_at", "customer_id", "first_sale_at", "months"),  # 0007
         Index("ix_report_customers_first_sale_at", "first_sale_at"),
     )
 

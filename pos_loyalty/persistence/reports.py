@@ -483,7 +483,9 @@ class Reports:
             )
             if whole_months:  # (both databases evaluate the cheap test first and skip the probe)
                 listed = literal(",", String) + rc.months + literal(",", String)
-                bought_before = or_(*[listed.like(f"%,{int(month)},%") for month in whole_months], bought_before)
+                # newest month first: a customer still coming in the range most likely bought lately
+                latest_first = sorted(whole_months, reverse=True)
+                bought_before = or_(*[listed.like(f"%,{int(month)},%") for month in latest_first], bought_before)
             lapsing += int(self.s.scalar(
                 select(func.count()).where(
                     rc.last_sale_at >= start, rc.last_sale_at < recent_from, rc.first_sale_at < start, bought_before
