@@ -37,6 +37,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from pos_loyalty.domain.cards import ean13_check_digit
+from pos_loyalty.domain.earning import split_proportionally  # integers since the domain's own went integer
 from pos_loyalty.domain.ledger import add_months, expiry_for, last_valid_day
 from pos_loyalty.domain.programme import Programme, format_multiplier
 from pos_loyalty.services.transactions import VISIT_CODE_ALPHABET
@@ -1021,23 +1022,6 @@ def _inverse_cdf(weights: list[float], total: float, u: float) -> int:
         if u <= acc:
             return k
     return len(weights) - 1
-
-
-def split_proportionally(total: int, weights: list[int]) -> list[int]:
-    """``domain.earning.split_proportionally`` for integer weights, without Fractions."""
-    weight_sum = sum(weights)
-    if total == 0 or weight_sum == 0:
-        return [0] * len(weights)
-    parts, remainders = [], []
-    for w in weights:
-        q, r = divmod(total * w, weight_sum)
-        parts.append(q)
-        remainders.append(r)
-    left = total - sum(parts)
-    if left:  # largest remainder first, ties to the earlier line (a stable sort keeps their order)
-        for i in sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)[:left]:
-            parts[i] += 1
-    return parts
 
 
 def _quantity(milli: int) -> str:

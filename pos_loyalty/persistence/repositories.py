@@ -165,7 +165,7 @@ class _Repo:
 
     def _core(self, stmt, params=None):
         """A prebuilt Core statement on the session's connection (after flushing what the ORM holds,
-        so a read sees this unit of work's own changes)."""
+        so a read sees this unit of work's own changes); a ``Prepared`` one on the driver's cursor."""
         flush(self.s)
         if isinstance(stmt, Prepared):
             return run(self.s, stmt, params)
