@@ -10,11 +10,12 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from flask import Flask, abort, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from sqlalchemy import text
 from werkzeug.routing import IntegerConverter
 
-from . import __version__
+from . import __version__, jsoncodec
 from .config import Settings, ensure_data_dir, load_settings
 from .persistence.db import Database, connect
 from .persistence.revision import current_revision, head_revision
@@ -114,6 +115,22 @@ def refuse_nul_characters():
             abort(400, "a form field contains a NUL character")
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, written and read by orjson (``jsoncodec``): the same values out (dates as HTTP
+    dates, decimals and UUIDs as text, dataclasses as objects), keys in the order given, text as
+    UTF-8. An indented dump (debug mode) or other ``json`` options go to the standard library."""
+
+    sort_keys = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if not kwargs or kwargs == {"separators": (",", ":")}:
+            return jsoncodec.dumps(obj, default=self.default, sort_keys=self.sort_keys)
+        return super().dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return super().loads(s, **kwargs) if kwargs else jsoncodec.loads(s)
+
+
 class BoundedInt(IntegerConverter):
     """``<int:id>`` up to the largest 64-bit integer: a longer number is a 404, not a database error."""
 
@@ -123,13 +140,13 @@ class BoundedInt(IntegerConverter):
 
 
 def configure(app: Flask, settings: Settings) -> None:
+    app.json = JSONProvider(app)
     app.url_map.converters["int"] = BoundedInt
     app.before_request(refuse_nul_characters)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         API_TITLE="pos-loyalty till API",

@@ -17,6 +17,12 @@ from typing import Callable
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from .. import jsoncodec
+
+# JSON columns (a sale's stored answer, the programme's versions, audit payloads) in and out by
+# orjson, compact and in UTF-8; rows written earlier by the standard library read the same
+JSON_CODEC = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
+
 BUSY_TIMEOUT_MS = 10_000
 log = logging.getLogger("pos_loyalty.db")
 
@@ -29,7 +35,6 @@ class Database:
     reader: Engine
     is_sqlite: bool
     write_lock: threading.Lock | None = field(default=None)
-    sessions: dict = field(default_factory=dict, repr=False)  # (read_only) -> sessionmaker, made once
     sqlite_options: dict = field(default_factory=dict, repr=False)  # read by new SQLite connections
     memo: dict = field(default_factory=dict, repr=False)  # the services' memory of immutable rows (uow.memo)
 
@@ -99,6 +104,7 @@ def _sqlite_engine(url: str, *, immediate: bool, synchronous: str, options: dict
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         pool_size=8,
         max_overflow=16,
+        **JSON_CODEC,
     )
 
     @event.listens_for(engine, "connect")
@@ -147,5 +153,5 @@ def connect(url: str, *, sqlite_synchronous: str = "FULL") -> Database:
             write_lock=threading.Lock(),
             sqlite_options=options,
         )
-    engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True, **JSON_CODEC)
     return Database(writer=engine, reader=engine, is_sqlite=False)

@@ -18,7 +18,8 @@ from . import models as m
 
 
 def _json_forms(text: str) -> set[str]:
-    """How a text appears inside stored JSON: escaped for ASCII (the default serializer) or not."""
+    """How a text appears inside stored JSON: escaped for ASCII (rows the standard library wrote)
+    or not (``jsoncodec``, orjson's UTF-8)."""
     return {json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
 
 

@@ -7,6 +7,7 @@ different body under the same id is refused.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -84,8 +85,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value))
 
 
+# 40 random bits in base 32 (eight letters), spelt in the visit codes' alphabet: base 32's own has
+# 0/O- and 1/I-like pairs a customer would mistype. (secrets.choice per letter cost 30 µs a sale.)
+_BASE32_TO_VISIT_CODE = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", VISIT_CODE_ALPHABET)
+
+
 def _new_visit_code() -> str:
-    return "".join(secrets.choice(VISIT_CODE_ALPHABET) for _ in range(8))
+    return base64.b32encode(secrets.token_bytes(5)).decode().translate(_BASE32_TO_VISIT_CODE)
 
 
 def _replay(existing, request_hash: str, kind: str) -> dict[str, Any]:
