@@ -115,9 +115,18 @@ class Rows(list):
         return self[0] if self else None
 
 
+# ``session.info`` key: (dialect, driver connection) of a transaction the session has joined, set
+# by the unit of work that began it (uow.py) and removed when that transaction ends
+DRIVER = "prepared.driver"
+
+
 def _driver_connection(session: Session) -> tuple[Any, Any]:
-    """The dialect and the driver's connection of the session's current transaction, looked up
-    once per transaction (``Session.connection()`` costs more than a SQLite read)."""
+    """The dialect and the driver's connection of the session's current transaction: the unit of
+    work's own, or else looked up once per transaction (``Session.connection()`` costs more than
+    a SQLite read)."""
+    given = session.info.get(DRIVER)
+    if given is not None:
+        return given
     transaction = session.get_transaction()
     held = session.info.get("prepared.connection")
     if transaction is None or held is None or held[0] is not transaction:

@@ -267,8 +267,8 @@ class Reports:
         """Take the summaries for this transaction (first thing in it). ``one_snapshot``: every
         statement reads the same snapshot (PostgreSQL's REPEATABLE READ), for a rebuild."""
         if self._postgres:
-            if one_snapshot:
-                self.s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            if one_snapshot:  # (valid only as the transaction's first statement, as it is here)
+                self.s.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             self.s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SUMMARY_LOCK_KEY})
 
     def summary_state(self) -> dict[str, str]:

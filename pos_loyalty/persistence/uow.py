@@ -10,12 +10,13 @@ from contextlib import nullcontext
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .repositories import duplicate_key
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from ..domain.errors import Conflict, DuplicateKey
 from . import privacy, reports
 from . import repositories as repos
 from .db import Database
+from .prepared import DRIVER
 
 __all__ = ["DuplicateKey", "SqlUnitOfWork", "uow_factory"]
 
@@ -25,25 +26,38 @@ class DatabaseBusy(Conflict):
 
 
 class SqlUnitOfWork:
+    """One transaction on one pooled connection. The ORM's ``Session`` joins that transaction
+    (``join_transaction_mode="rollback_only"``: it flushes into it and can roll it back, but the
+    commit is the unit of work's own); prepared statements run on the same connection's driver
+    cursor without going through the session at all. Begun this way a unit of work costs about
+    half of what a session that checks its own connection out of the pool did (~20 µs of every
+    checkout, card lookup and till-token check)."""
+
     def __init__(self, db: Database, *, read_only: bool = False, now=None) -> None:
         self._db = db
         self._now = now or repos.m.utcnow
         self._read_only = read_only
-        factory = db.sessions.get(read_only)
-        if factory is None:
-            engine = db.reader if read_only else db.writer
-            factory = db.sessions[read_only] = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
-        self._session_factory = factory
+        self._engine = db.reader if read_only else db.writer
         self._lock = db.write_lock if (db.write_lock is not None and not read_only) else nullcontext()
         self.for_update = not db.is_sqlite and not read_only
         self.memo = db.memo
 
     def __enter__(self) -> "SqlUnitOfWork":
         self._lock.__enter__()
+        connection = None
         try:
-            self.session: Session = self._session_factory()
+            connection = self._connection = self._engine.connect()
+            self._transaction = connection.begin()  # BEGIN IMMEDIATE for a SQLite writer (db.py)
+            self.session: Session = Session(
+                bind=connection, join_transaction_mode="rollback_only", expire_on_commit=False, autoflush=True
+            )
+            self.session.info[DRIVER] = (connection.dialect, connection.connection.driver_connection)
         except BaseException:
-            self._lock.__exit__(None, None, None)
+            try:
+                if connection is not None:
+                    connection.close()
+            finally:
+                self._lock.__exit__(None, None, None)
             raise
         return self
 
@@ -58,7 +72,10 @@ class SqlUnitOfWork:
 
     def __exit__(self, *exc) -> None:
         try:
-            self.session.close()  # rolls back whatever was not committed, and returns the connection
+            try:
+                self.session.close()
+            finally:
+                self._connection.close()  # rolls back whatever was not committed, and returns it to the pool
         finally:
             self._lock.__exit__(*exc)
 
@@ -67,16 +84,23 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         try:
-            self.session.commit()
+            self.session.commit()  # flushes; the transaction stays open (it is ours, not the session's)
+            if self._transaction.is_active:  # (a second commit: the session began and ended its own)
+                self._transaction.commit()
         except IntegrityError as e:
-            self.session.rollback()
+            self.rollback()
             raise duplicate_key(e) from e
         except OperationalError as e:  # pragma: no cover - needs a lock held past the busy timeout
-            self.session.rollback()
+            self.rollback()
             raise DatabaseBusy("the database is busy; try again") from e
+        # whatever runs after the commit goes through the session, which begins a transaction of its own
+        self.session.info.pop(DRIVER, None)
 
     def rollback(self) -> None:
         self.session.rollback()
+        if self._transaction.is_active:
+            self._transaction.rollback()
+        self.session.info.pop(DRIVER, None)
 
 
 _REPOSITORIES = {
