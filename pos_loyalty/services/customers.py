@@ -15,8 +15,8 @@ from .context import Shop, UnitOfWork
 from .programme import current_programme
 from .summary import customer_dict
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?\Z")
 PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
 PREFERENCE_KEYS = {
     "dietary": list,  # e.g. ["vegetarian"]

@@ -766,7 +766,7 @@ def birthdays_coming(shop: Shop, *, days: int = DEFAULT_BIRTHDAY_WINDOW_DAYS) ->
 # -- CSV -------------------------------------------------------------------------------------------
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?\Z")
 
 
 def _cell(value: Any) -> str:

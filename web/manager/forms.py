@@ -16,9 +16,9 @@ from flask import current_app
 from pos_loyalty.domain.errors import LoyaltyError
 
 ID = "int(max=2147483647)"  # URL converter: a number past the database's ids is no record (404), not a fault
-WHOLE = re.compile(r"^[+-]?\d{1,12}$")
-MONEY = re.compile(r"^\d{1,10}([.,]\d+)?$")
-QUANTITY = re.compile(r"^\d{1,6}([.,]\d{1,3})?$")
+WHOLE = re.compile(r"^[+-]?\d{1,12}\Z")
+MONEY = re.compile(r"^\d{1,10}([.,]\d+)?\Z")
+QUANTITY = re.compile(r"^\d{1,6}([.,]\d{1,3})?\Z")
 
 
 class FormProblem(Exception):

@@ -40,7 +40,7 @@ ROWS = {
     "tiers": ("code", "name", "min_spend", "multiplier"),
     "basket": ("sku", "category", "quantity", "price"),
 }
-ROW_FIELD = re.compile(r"^(categories|skus|promotions|tiers|basket)-(\d{1,3})-([a-z_]+)$")
+ROW_FIELD = re.compile(r"^(categories|skus|promotions|tiers|basket)-(\d{1,3})-([a-z_]+)\Z")
 MAX_ROWS = 100
 SAMPLE_BASKET = (
     {"sku": "COFFEE", "category": "drinks", "quantity": "2", "price": 250},
