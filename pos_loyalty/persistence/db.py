@@ -24,6 +24,7 @@ from .. import jsoncodec
 JSON_CODEC = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
 
 BUSY_TIMEOUT_MS = 10_000
+SQLITE_BEGIN = {True: "BEGIN IMMEDIATE", False: "BEGIN"}  # (takes the write lock up front?) -> statement
 log = logging.getLogger("pos_loyalty.db")
 
 
@@ -37,6 +38,13 @@ class Database:
     write_lock: threading.Lock | None = field(default=None)
     sqlite_options: dict = field(default_factory=dict, repr=False)  # read by new SQLite connections
     memo: dict = field(default_factory=dict, repr=False)  # the services' memory of immutable rows (uow.memo)
+
+    def begin_statement(self, read_only: bool) -> str | None:
+        """What a unit of work sends to begin its transaction on the driver's connection: SQLite's
+        writers take the write lock up front; PostgreSQL's driver begins by itself."""
+        if not self.is_sqlite:
+            return None
+        return SQLITE_BEGIN[not read_only]
 
     def start_background_checkpoints(self, interval: float = 1.0, on_run: Callable[[tuple], None] | None = None) -> "WalCheckpointer | None":
         """Take SQLite's WAL checkpoints off the checkout: by default the commit that fills the WAL
@@ -123,13 +131,16 @@ def _sqlite_engine(url: str, *, immediate: bool, synchronous: str, options: dict
             cur.execute("PRAGMA wal_autocheckpoint=0")  # a WalCheckpointer thread does it, not a till's commit
         cur.close()
 
-    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    begin = SQLITE_BEGIN[immediate]
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         # On the driver's connection itself: through SQLAlchemy's execution this was a third of
-        # the cost of a short read transaction (a till-token check, a card lookup).
-        conn.connection.driver_connection.execute(begin)
+        # the cost of a short read transaction. A unit of work may have begun it there already
+        # (uow.py) before its session wrapped the connection: then it is begun.
+        driver = conn.connection.driver_connection
+        if not driver.in_transaction:
+            driver.execute(begin)
 
     return engine
 

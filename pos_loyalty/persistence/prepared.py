@@ -120,7 +120,7 @@ class Rows(list):
 DRIVER = "prepared.driver"
 
 
-def _driver_connection(session: Session) -> tuple[Any, Any]:
+def driver_connection(session: Session) -> tuple[Any, Any]:
     """The dialect and the driver's connection of the session's current transaction: the unit of
     work's own, or else looked up once per transaction (``Session.connection()`` costs more than
     a SQLite read)."""
@@ -137,10 +137,11 @@ def _driver_connection(session: Session) -> tuple[Any, Any]:
     return held[1], held[2]
 
 
-def run(session: Session, prepared: Prepared, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None) -> Rows:
-    """Run ``prepared`` in the session's transaction (begun as any other, e.g. ``BEGIN IMMEDIATE``)
+def run(where: Session | tuple[Any, Any], prepared: Prepared, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None) -> Rows:
+    """Run ``prepared`` in the session's transaction (begun as any other, e.g. ``BEGIN IMMEDIATE``),
+    or on a (dialect, driver connection) whose transaction is open (a unit of work's ``driver()``),
     with one set of parameters, or a list of them (an INSERT of many rows)."""
-    dialect, dbapi_connection = _driver_connection(session)
+    dialect, dbapi_connection = where if type(where) is tuple else driver_connection(where)
     many = isinstance(params, list)
     if many:
         if not params:

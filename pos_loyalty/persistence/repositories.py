@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +12,9 @@ from ..domain.errors import DuplicateKey
 from ..domain.ledger import Entry
 from . import models as m
 from .prepared import Prepared, run
+
+if TYPE_CHECKING:
+    from .uow import SqlUnitOfWork
 
 # The tables themselves, for the counter's hot paths (checkout, card lookup, till tokens): plain
 # SQLAlchemy Core statements returning rows, no ORM object graphs. Rows read like the models
@@ -156,9 +159,24 @@ def flush(session: Session) -> None:
 
 
 class _Repo:
-    def __init__(self, session: Session, now: Callable[[], dt.datetime] = m.utcnow) -> None:
-        self.s = session
+    def __init__(self, session: Session | SqlUnitOfWork, now: Callable[[], dt.datetime] = m.utcnow) -> None:
+        # a Session, or the unit of work (uow.py), whose session is made only if the ORM is used:
+        # until then prepared statements run on its driver connection
+        if isinstance(session, Session):
+            self._session, self._uow = session, None
+        else:
+            self._session, self._uow = None, session
         self.now = now  # the shop's clock, so stamps follow it (and tests can set it)
+
+    @property
+    def s(self) -> Session:
+        session = self._session
+        if session is None:
+            session = self._session = self._uow.session
+        return session
+
+    def _dialect_name(self) -> str:
+        return self._uow.dialect.name if self._uow is not None else self.s.get_bind().dialect.name
 
     def _flush(self) -> None:
         flush(self.s)
@@ -166,9 +184,12 @@ class _Repo:
     def _core(self, stmt, params=None):
         """A prebuilt Core statement on the session's connection (after flushing what the ORM holds,
         so a read sees this unit of work's own changes); a ``Prepared`` one on the driver's cursor."""
-        flush(self.s)
         if isinstance(stmt, Prepared):
+            if self._uow is not None:
+                return run(self._uow.driver(), stmt, params)
+            flush(self.s)
             return run(self.s, stmt, params)
+        flush(self.s)
         return self.s.connection().execute(stmt, params)
 
 
@@ -578,7 +599,7 @@ class CustomerProducts(_Repo):
         if not bought:
             return
         self._core(
-            _record_bought(self.s.get_bind().dialect.name),
+            _record_bought(self._dialect_name()),
             [
                 {"customer_id": customer_id, "sku": sku, "description": description, "visits": 1, "quantity_milli": quantity, "last_bought_at": at}
                 for sku, description, quantity in bought

@@ -1,0 +1,105 @@
+"""A unit of work is one transaction, however its statements reach the database.
+
+The counter's statements run on the driver's connection and never build a session; the ORM's
+session, when a use case needs it, joins the same transaction. On both databases: what is not
+committed is gone, what is committed stays, a statement after a commit is in a new transaction,
+each half sees the other's writes, and every connection goes back to the pool.
+"""
+from __future__ import annotations
+
+import pytest
+
+from pos_loyalty.persistence import models as m
+from pos_loyalty.services.access import hash_token
+
+
+def _till(uow, name: str):
+    return uow.tills.active_by_token_hash(hash_token(name))  # a prepared statement
+
+
+def _add_till(uow, name: str) -> None:
+    uow.tills.add(name, hash_token(name))  # through the ORM session
+
+
+def _pools_idle(app) -> bool:
+    db = app.extensions["pos_loyalty"].db
+    return db.writer.pool.checkedout() == 0 and db.reader.pool.checkedout() == 0
+
+
+def test_a_till_token_check_builds_no_session_and_returns_its_connection(app, shop):
+    with shop.uow(read_only=True) as uow:
+        assert _till(uow, "nobody") is None
+        assert "session" not in uow.__dict__
+    assert _pools_idle(app)
+
+
+def test_what_is_not_committed_is_gone_and_what_is_committed_stays(app, shop):
+    with shop.uow() as uow:
+        _add_till(uow, "till-a")
+        assert _till(uow, "till-a") is not None  # the prepared read sees the session's write
+    with shop.uow() as uow:
+        assert _till(uow, "till-a") is None
+        _add_till(uow, "till-b")
+        uow.commit()
+    with shop.uow(read_only=True) as uow:
+        assert _till(uow, "till-b").name == "till-b"
+    assert _pools_idle(app)
+
+
+def test_a_statement_after_a_commit_is_in_a_transaction_of_its_own(app, shop):
+    with shop.uow() as uow:
+        assert _till(uow, "till-c") is None  # driver only, so far
+        uow.commit()
+        _add_till(uow, "till-c")  # the session begins the next transaction
+        assert _till(uow, "till-c") is not None
+        # not committed: rolled back at the end
+    with shop.uow() as uow:
+        _add_till(uow, "till-d")
+        uow.commit()
+        _add_till(uow, "till-e")
+        uow.commit()
+    with shop.uow(read_only=True) as uow:
+        assert _till(uow, "till-c") is None
+        assert _till(uow, "till-d") is not None and _till(uow, "till-e") is not None
+    assert _pools_idle(app)
+
+
+def test_the_session_joins_the_transaction_the_driver_began(app, shop, api):
+    with shop.uow() as uow:
+        assert _till(uow, "till-f") is None  # begins on the driver (BEGIN IMMEDIATE on SQLite)
+        _add_till(uow, "till-f")  # the session wraps the same connection and transaction
+        assert uow.session.get(m.Till, _till(uow, "till-f").id).name == "till-f"
+        uow.commit()
+    with shop.uow(read_only=True) as uow:
+        assert _till(uow, "till-f") is not None
+
+
+def test_an_error_inside_rolls_back_both_halves(app, shop):
+    with pytest.raises(KeyError):
+        with shop.uow() as uow:
+            _add_till(uow, "till-g")
+            uow.flush()
+            raise KeyError("the use case failed")
+    with shop.uow(read_only=True) as uow:
+        assert _till(uow, "till-g") is None
+    assert _pools_idle(app)
+
+
+def test_the_counter_s_checkout_and_card_lookup_run_without_a_session(api, shop, monkeypatch):
+    """The counter's use cases stay on the driver (the reason this design exists): a checkout
+    with a card and a reward, and the cashier screen's card lookup, open no ORM session."""
+    from pos_loyalty.persistence.uow import SqlUnitOfWork
+    from tests.support.factories import adjust, enrol, line, reward, sale
+
+    coffee = reward(shop, "Free coffee", points_cost=50)
+    anna = enrol(api)
+    adjust(api, anna["id"], 80)
+    api.post("/transactions", json=sale(line("COF", 250, 2), card=anna["card"]))  # the first sale: the programme's cache is filled
+    opened = []
+    real = SqlUnitOfWork._open_session
+    monkeypatch.setattr(SqlUnitOfWork, "_open_session", lambda self: opened.append(1) or real(self))
+    answer = api.post("/transactions", json=sale(line("COF", 250, 2), line("BAN", 199, "0.755"), card=anna["card"], rewards=[coffee["id"]]))
+    assert answer.status_code == 201, answer.get_json()
+    card = api.get(f"/cards/{anna['card']}")
+    assert card.status_code == 200
+    assert opened == []
