@@ -260,3 +260,12 @@ def test_a_ten_line_saturday_basket_for_a_silver_member():
     assert earning.line_points == sum(ln.points for ln in earning.lines)
     assert earning.lines[-1].points == 0  # the deposit
     assert [b.reason for b in earning.bonuses] == ["Cheese counter week"]
+
+
+def test_a_line_with_its_points_keeps_every_other_field():
+    """``Line.with_points`` lists the fields by position: a field added to ``Line`` must be added there."""
+    import dataclasses
+
+    line = Line(7, "SKU", "Cheese", "dairy", 1_250, 399, 20, 15, 3)
+    assert line.with_points(42) == dataclasses.replace(line, points=42)
+    assert [f.name for f in dataclasses.fields(Line)][-1] == "points"

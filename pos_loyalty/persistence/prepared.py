@@ -18,6 +18,7 @@ handing them out (``pool_pre_ping``), and SQLite has no connection to lose.
 from __future__ import annotations
 
 from collections import namedtuple
+from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 from sqlalchemy.exc import DBAPIError
@@ -43,7 +44,7 @@ class Prepared:
 
 
 class _Plan:
-    __slots__ = ("sql", "names", "positional", "processors", "fixed", "row", "result_processors", "returns_rows")
+    __slots__ = ("sql", "names", "positional", "processors", "fixed", "row", "result_processors", "returns_rows", "_pick", "_processed")
 
     def __init__(self, statement, dialect, keys: tuple[str, ...] | None) -> None:
         # (as for an executemany: no implicit RETURNING of new primary keys, which nothing here reads)
@@ -76,6 +77,10 @@ class _Plan:
             value = default.arg
             processor = self.processors.get(column.key)
             self.fixed[column.key] = processor(value) if processor is not None and value is not None else value
+        # for the usual call, where the caller gives every parameter (an INSERT of the keys given, a
+        # SELECT without literal values): one C call picks them in order, then the processors run
+        self._pick = itemgetter(*self.names) if self.names and not self.fixed else None
+        self._processed = tuple((i, self.processors[name]) for i, name in enumerate(self.names) if name in self.processors)
         self.returns_rows = statement.is_select
         if self.returns_rows:
             columns = list(statement.selected_columns)
@@ -87,6 +92,21 @@ class _Plan:
             self.row, self.result_processors = None, None
 
     def bind(self, params: dict[str, Any]) -> Any:
+        if self._pick is not None and self.positional:
+            try:
+                picked = self._pick(params)
+            except KeyError:
+                pass  # a parameter left out: its fixed value, below
+            else:
+                if len(self.names) == 1:
+                    picked = (picked,)
+                if not self._processed:
+                    return picked
+                values = list(picked)
+                for i, processor in self._processed:
+                    if values[i] is not None:
+                        values[i] = processor(values[i])
+                return tuple(values)
         fixed, processors = self.fixed, self.processors
         values = []
         for name in self.names:

@@ -7,7 +7,6 @@ different body under the same id is refused.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -85,13 +84,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value))
 
 
-# 40 random bits in base 32 (eight letters), spelt in the visit codes' alphabet: base 32's own has
-# 0/O- and 1/I-like pairs a customer would mistype. (secrets.choice per letter cost 30 µs a sale.)
-_BASE32_TO_VISIT_CODE = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", VISIT_CODE_ALPHABET)
+# Each of eight random bytes picks a letter by its low five bits: the alphabet has 32 letters, so
+# every letter is equally likely (40 random bits). One translate of eight bytes, in C: drawing
+# each letter with secrets.choice cost 30 µs a sale.
+_BYTE_TO_VISIT_LETTER = (VISIT_CODE_ALPHABET * 8).encode()  # byte b -> letter b % 32
 
 
 def _new_visit_code() -> str:
-    return base64.b32encode(secrets.token_bytes(5)).decode().translate(_BASE32_TO_VISIT_CODE)
+    return secrets.token_bytes(8).translate(_BYTE_TO_VISIT_LETTER).decode()
 
 
 def _replay(existing, request_hash: str, kind: str) -> dict[str, Any]:
