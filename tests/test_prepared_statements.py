@@ -77,3 +77,21 @@ def test_a_statement_whose_parameters_expand_is_refused_not_run_wrong(app):
     statement = Prepared(select(m.Reward.id).where(m.Reward.id.in_(bindparam("ids", expanding=True))))
     with _session(app) as s, pytest.raises(ValueError, match="expand"):
         run(s, statement, {"ids": [1, 2]})
+
+
+def test_a_sale_of_many_lines_writes_every_line_and_favourite_in_order(api, app):
+    """A 201-line sale (one product on two lines) writes every line in order with its points, and
+    one favourite per product with both lines' quantity, through the prepared executemany."""
+    anna = enrol(api)
+    lines = [line(f"SKU{i:03d}", 100 + i, 1 + i % 3) for i in range(200)] + [line("SKU000", 100, 2)]  # one product twice
+    answer = api.post("/transactions", json=sale(*lines, card=anna["card"]))
+    assert answer.status_code == 201, answer.get_json()
+    body = answer.get_json()
+    with _session(app) as s:
+        stored = s.scalars(select(m.TransactionLine).where(m.TransactionLine.transaction_id == body["id"]).order_by(m.TransactionLine.id)).all()
+        assert [(ln.line_no, ln.sku, ln.points) for ln in stored] == [(ln["line_no"], ln["sku"], ln["points"]) for ln in body["lines"]]
+        assert [ln.line_no for ln in stored] == list(range(1, 202))
+        favourites = {p.sku: p for p in s.scalars(select(m.CustomerProduct).where(m.CustomerProduct.customer_id == anna["id"]))}
+        assert len(favourites) == 200
+        assert favourites["SKU000"].visits == 1 and favourites["SKU000"].quantity_milli == 3_000  # one visit, both lines' quantity
+        assert favourites["SKU199"].quantity_milli == 2_000
