@@ -103,3 +103,26 @@ def test_the_counter_s_checkout_and_card_lookup_run_without_a_session(api, shop,
     card = api.get(f"/cards/{anna['card']}")
     assert card.status_code == 200
     assert opened == []
+
+
+def test_writers_get_the_write_lock_in_the_order_they_asked():
+    """Sixteen tills queueing for SQLite's one writer are served first come, first served: with a
+    plain lock some sales waited several turns."""
+    import threading
+
+    from pos_loyalty.persistence.db import FairLock
+
+    lock = FairLock()
+    served: list[int] = []
+    lock.acquire()
+    writers = []
+    for n in range(6):
+        writer = threading.Thread(target=lambda n=n: (lock.acquire(), served.append(n), lock.release()))
+        writer.start()
+        assert lock.wait_for_waiters(n + 1, timeout=10)  # queued behind the ones before it
+        writers.append(writer)
+    lock.release()
+    for writer in writers:
+        writer.join(timeout=10)
+    assert served == list(range(6))
+    assert lock.acquire() and (lock.release() is None)  # free again
