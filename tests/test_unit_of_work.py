@@ -126,3 +126,22 @@ def test_writers_get_the_write_lock_in_the_order_they_asked():
         writer.join(timeout=10)
     assert served == list(range(6))
     assert lock.acquire() and (lock.release() is None)  # free again
+
+
+def test_a_single_read_needs_no_transaction_and_leaves_none_behind(app, shop):
+    """The till-token check is one statement: on PostgreSQL it runs without BEGIN and ROLLBACK
+    (two of its four round trips), and the connection goes back to the pool as it came."""
+    with shop.uow() as uow:
+        _add_till(uow, "till-h")
+        uow.commit()
+    with shop.uow(read_only=True, one_read=True) as uow:
+        assert _till(uow, "till-h").name == "till-h"
+        assert "session" not in uow.__dict__
+        used = uow.driver()[1]
+        if not app.extensions["pos_loyalty"].db.is_sqlite:
+            assert used.autocommit is True and used.info.transaction_status == 0  # idle: no BEGIN was sent
+    with pytest.raises(ValueError):
+        shop.uow(one_read=True)
+    if not app.extensions["pos_loyalty"].db.is_sqlite:
+        assert used.autocommit is False  # as every other pooled connection
+    assert _pools_idle(app)

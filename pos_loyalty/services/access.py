@@ -56,7 +56,7 @@ def revoke_till(shop: Shop, name: str) -> None:
 
 
 def authenticate_till(shop: Shop, token: str) -> TillIdentity | None:
-    with shop.uow(read_only=True) as uow:
+    with shop.uow(read_only=True, one_read=True) as uow:
         till = uow.tills.active_by_token_hash(hash_token(token))
         return None if till is None else TillIdentity(till.id, till.name)
 
