@@ -49,7 +49,15 @@ class FairLock:
             turn.acquire()
             self._waiters.append(turn)
             self._queued.notify_all()
-        turn.acquire()  # released by the holder, handing the lock over
+        try:
+            turn.acquire()  # released by the holder, handing the lock over
+        except BaseException:  # interrupted while waiting (Ctrl-C in a command): leave no turn behind
+            with self._guard:
+                if turn in self._waiters:
+                    self._waiters.remove(turn)
+                    raise
+            self.release()  # it was handed over meanwhile: pass it on
+            raise
         return True
 
     def wait_for_waiters(self, count: int, timeout: float | None = None) -> bool:
