@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from .. import jsoncodec
@@ -26,8 +25,6 @@ from .. import jsoncodec
 JSON_CODEC = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
 
 BUSY_TIMEOUT_MS = 10_000
-PING_AFTER_IDLE_SECONDS = 1.0  # a pooled PostgreSQL connection idle this long is pinged before use
-_IDLE_SINCE = "pos_loyalty.idle_since"
 SQLITE_BEGIN = {True: "BEGIN IMMEDIATE", False: "BEGIN"}  # (takes the write lock up front?) -> statement
 log = logging.getLogger("pos_loyalty.db")
 
@@ -207,30 +204,7 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def ping_when_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
-    """SQLAlchemy's ``pool_pre_ping``, for connections that sat in the pool ``idle_seconds`` or
-    longer only. A till's requests take a connection twice each (the till's token, then the sale),
-    and pinging every one was two of a checkout's fifteen round trips to PostgreSQL; a connection
-    handed back a moment ago is there still. One found dead is replaced before use (the pool's
-    ``DisconnectionError`` protocol); one that dies in the moment between is reported by the
-    statement that finds it, and the pool drops it when it comes back."""
-
-    @event.listens_for(engine, "checkin")
-    def _checked_in(dbapi_connection, record):
-        record.info[_IDLE_SINCE] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_connection, record, proxy):
-        idle_since = record.info.get(_IDLE_SINCE)
-        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
-            return  # a new connection, or one in use a moment ago
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as e:
-            raise exc.DisconnectionError("the database connection was lost while idle") from e
-
-
-def connect(url: str, *, sqlite_synchronous: str = "FULL", ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> Database:
+def connect(url: str, *, sqlite_synchronous: str = "FULL") -> Database:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         options: dict = {}
@@ -241,6 +215,5 @@ def connect(url: str, *, sqlite_synchronous: str = "FULL", ping_after_idle: floa
             write_lock=FairLock(),
             sqlite_options=options,
         )
-    engine = create_engine(url, pool_size=8, max_overflow=16, **JSON_CODEC)
-    ping_when_idle(engine, ping_after_idle)
+    engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True, **JSON_CODEC)
     return Database(writer=engine, reader=engine, is_sqlite=False)

@@ -13,7 +13,7 @@ What it does not do, and refuses at compile time instead of getting wrong: state
 parameters expand at execution (``IN`` lists: write them with ``or_``), Python-side column
 defaults that are not plain values, and ``RETURNING``. Nor does it invalidate a pooled connection
 the database dropped, as SQLAlchemy's execution would: PostgreSQL's pool pings connections before
-handing them out after they sat idle (``db.ping_when_idle``), and SQLite has no connection to lose.
+handing them out (``pool_pre_ping``), and SQLite has no connection to lose.
 """
 from __future__ import annotations
 
