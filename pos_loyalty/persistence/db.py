@@ -32,7 +32,7 @@ log = logging.getLogger("pos_loyalty.db")
 class FairLock:
     """A lock that goes to the writers in the order they asked for it: the releasing thread hands
     it to the longest waiter. With sixteen tills queueing for SQLite's one writer, a plain lock let
-    some sales wait several turns (the slowest 1 % twice the median)."""
+    some sales wait several turns (the slowest 1 % took 2.5 times the median)."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
