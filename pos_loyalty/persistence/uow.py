@@ -116,7 +116,10 @@ class SqlUnitOfWork:
     def __exit__(self, *exc) -> None:
         try:
             if self._one_read:  # (no transaction is open in autocommit: the flag can go back at once)
-                self._dbapi.autocommit = False
+                try:
+                    self._dbapi.autocommit = False
+                except self.dialect.loaded_dbapi.Error:  # a broken connection: the pool drops it on return
+                    pass
             if self._connection is not None:
                 try:
                     self.session.close()
