@@ -41,9 +41,7 @@ class SqlUnitOfWork:
     def __init__(self, db: Database, *, read_only: bool = False, now=None, one_read: bool = False) -> None:
         if one_read and not read_only:
             raise ValueError("one_read is for a read-only unit of work")
-        self._db = db
         self._now = now or repos.m.utcnow
-        self._read_only = read_only
         self._engine = db.reader if read_only else db.writer
         self.dialect = self._engine.dialect
         # ``one_read``: a single statement needs no transaction of its own. On PostgreSQL that
