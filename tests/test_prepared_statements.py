@@ -95,3 +95,17 @@ def test_a_sale_of_many_lines_writes_every_line_and_favourite_in_order(api, app)
         assert len(favourites) == 200
         assert favourites["SKU000"].visits == 1 and favourites["SKU000"].quantity_milli == 3_000  # one visit, both lines' quantity
         assert favourites["SKU199"].quantity_milli == 2_000
+
+
+def test_timestamps_read_on_the_fast_path_are_sqlalchemy_s_to_the_microsecond(api, app, shop, clock):
+    anna = enrol(api)
+    clock.advance(microseconds=123457)
+    adjust(api, anna["id"], 40)
+    api.post("/transactions", json=sale(line("COF", 1250), card=anna["card"], at=clock.now - dt.timedelta(microseconds=1)))
+    with _session(app) as s:
+        params = {"customer_id": anna["id"]}
+        theirs = [tuple(r) for r in s.execute(repos._ENTRIES_OF.statement, params)]
+        ours = [tuple(r) for r in run(s, repos._ENTRIES_OF, params)]
+        assert ours == theirs and len(ours) >= 2
+        assert all(r[3].tzinfo == dt.timezone.utc and r[3].microsecond == 123457 for r in ours)
+        assert all(r[4] is None or r[4].tzinfo == dt.timezone.utc for r in ours)

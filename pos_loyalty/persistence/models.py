@@ -56,6 +56,19 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return value.replace(tzinfo=dt.timezone.utc)
         return value.astimezone(dt.timezone.utc)
 
+    def fused_result_processor(self, dialect):
+        """For the prepared statements (``prepared.py``): SQLite's stored text to an aware UTC
+        datetime in one call, where SQLAlchemy chains two (``fromisoformat``, then the above)."""
+        if dialect.name != "sqlite":
+            return None
+        parse, utc = dt.datetime.fromisoformat, dt.timezone.utc
+
+        def process(value: str) -> dt.datetime:
+            moment = parse(value)
+            return moment.replace(tzinfo=utc) if moment.tzinfo is None else moment.astimezone(utc)
+
+        return process
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -85,7 +85,7 @@ class _Plan:
         if self.returns_rows:
             columns = list(statement.selected_columns)
             self.row = namedtuple("Row", [c.key or f"_{i}" for i, c in enumerate(columns)], rename=True)
-            self.result_processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+            self.result_processors = [_result_processor(c.type, dialect) for c in columns]
             if not any(self.result_processors):
                 self.result_processors = None
         else:
@@ -126,6 +126,14 @@ class _Plan:
         if processors is None:
             return [make(r) for r in raw]
         return [make([v if p is None or v is None else p(v) for p, v in zip(processors, r)]) for r in raw]
+
+
+def _result_processor(type_, dialect) -> Callable[[Any], Any] | None:
+    """The column type's result processor; a type may offer one call for what SQLAlchemy does in
+    several (``fused_result_processor``: our UTC timestamps on SQLite)."""
+    fused = getattr(type_, "fused_result_processor", None)
+    processor = fused(dialect) if fused is not None else None
+    return processor if processor is not None else type_.dialect_impl(dialect).result_processor(dialect, None)
 
 
 class Rows(list):
