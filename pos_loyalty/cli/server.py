@@ -90,6 +90,7 @@ def _listen(app, host: str, port: int, threads: int):
     from waitress import create_server
 
     from ..app import MAX_BODY_BYTES
+    from ..wsgi_logging import QueueDepthLog
 
     try:
         server = create_server(
@@ -98,6 +99,7 @@ def _listen(app, host: str, port: int, threads: int):
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None
+    server.task_dispatcher.queue_logger = QueueDepthLog()  # a line a minute, not one per queued request
     listening = getattr(server, "effective_listen", None) or [(server.effective_host, server.effective_port)]
     return server, listening
 

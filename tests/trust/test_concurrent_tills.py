@@ -103,7 +103,11 @@ def assert_every_point_was_spent_once(result: Rush) -> None:
 
 def test_a_thousand_redemptions_from_four_tills_at_once_spend_exactly_the_points_held(prepared_shop, serve):
     server = serve(prepared_shop.env())
-    assert_every_point_was_spent_once(rush(prepared_shop, server))
+    result = rush(prepared_shop, server)
+    assert_every_point_was_spent_once(result)
+    # 32 connections on 8 threads: most requests queued, and the log says so once, not per request
+    assert "Task queue depth" not in result.log
+    assert 1 <= result.log.count("all threads busy") < 10
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the assertions are the same on either
