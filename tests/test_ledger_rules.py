@@ -144,3 +144,21 @@ def test_replay_always_agrees_with_the_sum_and_never_holds_both_points_and_a_deb
     assert lots.balance == sum_points(entries)
     assert lots.deficit >= 0 and all(lot.remaining > 0 for lot in lots.open)
     assert not (lots.deficit and lots.open)
+
+
+@given(_moves, st.randoms(use_true_random=False))
+def test_replay_continued_from_the_lots_an_earlier_replay_left_is_the_whole_replay(moves, rnd):
+    # services.lots keeps a customer's open lots and later replays only the newer entries: at every
+    # split of the history, that must give exactly the lots of one replay of everything
+    entries = []
+    for i, (kind, points, expires) in enumerate(moves, start=1):
+        earlier = [e.id for e in entries if e.points > 0]
+        lot_id = rnd.choice(earlier) if points < 0 and earlier and rnd.random() < 0.5 else None
+        entries.append(Entry(i, points, kind, T0, expires, lot_id))
+    whole = replay(entries)
+    for cut in range(len(entries) + 1):
+        before = replay(entries[:cut])
+        snapshot = [(lot.entry_id, lot.remaining) for lot in before.open]
+        continued = replay(entries[cut:], start=before)
+        assert continued == whole, cut
+        assert [(lot.entry_id, lot.remaining) for lot in before.open] == snapshot  # the kept lots are not changed

@@ -66,10 +66,14 @@ def _expiry_order(lot: Lot) -> tuple:
     return (lot.expires_at is None, lot.expires_at or dt.datetime.max.replace(tzinfo=dt.timezone.utc), lot.entry_id)
 
 
-def replay(entries: Iterable[Entry]) -> Lots:
-    lots: list[Lot] = []
-    by_id: dict[int, Lot] = {}
-    deficit = 0
+def replay(entries: Iterable[Entry], start: Lots | None = None) -> Lots:
+    """The open lots after ``entries``; after ``start`` (the open lots an earlier replay left)
+    followed by ``entries``, if given. Both give the same lots as one replay of everything: a lot
+    used up is never taken from again, so only the open ones carry over (a reversal aimed at a
+    used-up lot takes from the oldest open ones, as it would have anyway)."""
+    lots: list[Lot] = [Lot(lot.entry_id, lot.remaining, lot.expires_at) for lot in start.open] if start else []
+    by_id: dict[int, Lot] = {lot.entry_id: lot for lot in lots}
+    deficit = start.deficit if start else 0
     for entry in sorted(entries, key=lambda e: e.id):
         if entry.points > 0:
             pay_off = min(deficit, entry.points)

@@ -65,6 +65,7 @@ _ADD_TO_BALANCE = Prepared(
 )
 _CARDS_OF = Prepared(select(CARDS).where(CARDS.c.customer_id == bindparam("customer_id")).order_by(CARDS.c.issued_at))
 _LATEST_PROGRAMME = Prepared(select(PROGRAMMES.c.id).order_by(PROGRAMMES.c.id.desc()).limit(1))
+_PROGRAMME_VERSION = Prepared(select(PROGRAMMES.c.id, PROGRAMMES.c.data).where(PROGRAMMES.c.id == bindparam("id")))
 _REWARDS_BY_COST = select(REWARDS).order_by(REWARDS.c.points_cost, REWARDS.c.id)
 _ACTIVE_REWARDS = Prepared(_REWARDS_BY_COST.where(REWARDS.c.active.is_(True)))
 _REWARDS_BY_COST = Prepared(_REWARDS_BY_COST)
@@ -87,6 +88,11 @@ _BONUSES_HELD = Prepared(select(
 _ENTRIES_OF = Prepared(
     select(LEDGER.c.id, LEDGER.c.points, LEDGER.c.kind, LEDGER.c.created_at, LEDGER.c.expires_at, LEDGER.c.lot_id)
     .where(LEDGER.c.customer_id == bindparam("customer_id"))
+    .order_by(LEDGER.c.id)
+)
+_ENTRIES_AFTER = Prepared(
+    select(LEDGER.c.id, LEDGER.c.points, LEDGER.c.kind, LEDGER.c.created_at, LEDGER.c.expires_at, LEDGER.c.lot_id)
+    .where(LEDGER.c.customer_id == bindparam("customer_id"), LEDGER.c.id > bindparam("after"))
     .order_by(LEDGER.c.id)
 )
 _FAVOURITES = Prepared(
@@ -314,6 +320,10 @@ class Programmes(_Repo):
     def get(self, version_id: int) -> m.ProgrammeVersion | None:
         return self.s.get(m.ProgrammeVersion, version_id)
 
+    def row(self, version_id: int):
+        """A version's id and rules as a row (None if there is no such version)."""
+        return self._core(_PROGRAMME_VERSION, {"id": version_id}).first()
+
     def add(self, data: dict[str, Any], created_by: str) -> m.ProgrammeVersion:
         version = m.ProgrammeVersion(data=data, created_by=created_by, created_at=self.now())
         self.s.add(version)
@@ -499,8 +509,18 @@ class Ledger(_Repo):
         self._flush()
         return entry
 
-    def entries(self, customer_id: int) -> list[Entry]:
-        return [Entry(*row) for row in self._core(_ENTRIES_OF, {"customer_id": customer_id})]
+    def entries(self, customer_id: int, *, after: int | None = None) -> list[Entry]:
+        """The customer's entries in order (only those with an id above ``after``, if given)."""
+        if after is None:
+            return [Entry(*row) for row in self._core(_ENTRIES_OF, {"customer_id": customer_id})]
+        return [Entry(*row) for row in self._core(_ENTRIES_AFTER, {"customer_id": customer_id, "after": after})]
+
+    @property
+    def ids_follow_commits(self) -> bool:
+        """Whether an entry committed later always has a higher id, so that "after id N" is all that
+        is new since N was read. SQLite: yes (one writer at a time; a new row's id is one above the
+        highest). PostgreSQL: a sequence hands out ids before commit, so not promised."""
+        return self._dialect_name() == "sqlite"
 
     def page(self, customer_id: int, *, limit: int = 100) -> list[m.LedgerEntry]:
         return list(

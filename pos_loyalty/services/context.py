@@ -24,6 +24,7 @@ class UnitOfWork(Protocol):  # the repositories are duck-typed; see persistence/
     reports: Any
     privacy: Any
     memo: dict  # lives as long as the database connection: for what never changes once written
+    read_only: bool  # a reader: sees committed work only
 
     def commit(self) -> None: ...
 

@@ -15,7 +15,7 @@ def _version(uow: UnitOfWork, version_id: int) -> Programme:
     parsed = uow.memo.setdefault("programme versions", {})
     programme = parsed.get(version_id)
     if programme is None:
-        row = uow.programmes.get(version_id)
+        row = uow.programmes.row(version_id)
         programme = parsed[version_id] = Programme.from_dict(row.data, version_id=row.id)
     return programme
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from ..domain.cards import mask_card_number
 from ..domain.errors import Conflict, NotFound
-from ..domain.ledger import in_birthday_week, last_valid_day, replay
+from ..domain.ledger import in_birthday_week, last_valid_day
 from ..domain.programme import Programme, format_multiplier
 from .context import Shop, UnitOfWork
+from .lots import open_lots
 from .programme import current_programme, offer_of
 
 ROLLING = dt.timedelta(days=365)
@@ -33,7 +34,12 @@ def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Program
     balance = customer.balance
     # A balance of zero or less leaves no open lot (a deficit is only ever left once every lot is
     # used up), so there is nothing to expire and no need to read the ledger.
-    expiry = replay(uow.ledger.entries(customer.id)).next_expiry(now) if balance > 0 else None
+    expiry = None
+    if balance > 0:
+        held = open_lots(uow, customer.id)
+        expiry = held.lots.next_expiry(now)
+        if uow.read_only:
+            held.remember()  # a reader's snapshot holds committed entries only
     return position_of(
         programme, shop, balance=balance, rolling=rolling, expiry=expiry, rewards=uow.rewards.rows(active_only=True),
         birthday=customer.birthday, now=now,

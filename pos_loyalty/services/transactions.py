@@ -19,6 +19,7 @@ from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidI
 from ..domain.ledger import Entry, expiry_for, in_birthday_week, replay, still_reversible
 from ..domain.programme import Programme
 from .context import Shop, UnitOfWork
+from .lots import open_lots
 from .programme import current_programme, offer_of, programme_version
 from .summary import greeting_name, points_position, position_of
 
@@ -134,8 +135,9 @@ def _card_holder_for_sale(uow: UnitOfWork, card_number: str):
 
 def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, till_name) -> dict[str, Any]:
     """The checkout: a handful of reads, everything worked out in memory (the answer too), then
-    written with one statement per table. The hottest path in the product."""
-    with shop.uow() as uow:
+    written with one statement per table. The hottest path in the product. On SQLite, sales from
+    several tills at once share one commit (``group_commit``); each is answered once it is on disk."""
+    with shop.uow(group_commit=True) as uow:
         existing = uow.transactions.answer_of(request.id)
         if existing is not None:
             return _replay(existing, request_hash, "sale")
@@ -241,14 +243,12 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             entries = _sale_ledger_rows(shop, programme, customer.id, request, applied, earning, now)
             balance_after = balance_before + sum(e["points"] for e in entries)
             rolling_after = rolling_now + (eligible_spend if request.occurred_at > now - ROLLING else 0)
-            expiry = None
+            expiry = held = None
             if balance_after > 0:  # (as in points_position: no open lot without a positive balance)
-                history = uow.ledger.entries(customer.id)
-                next_id = (history[-1].id if history else 0) + 1
-                history += [
-                    Entry(next_id + k, e["points"], e["kind"], e["created_at"], e["expires_at"], e["lot_id"]) for k, e in enumerate(entries)
-                ]
-                expiry = replay(history).next_expiry(now)
+                held = open_lots(uow, customer.id)
+                next_id = held.last_entry_id + 1  # (ids for the order only: the database gives the real ones)
+                new = [Entry(next_id + k, e["points"], e["kind"], e["created_at"], e["expires_at"], e["lot_id"]) for k, e in enumerate(entries)]
+                expiry = replay(new, start=held.lots).next_expiry(now)
             position = position_of(
                 programme, shop, balance=balance_after, rolling=rolling_after, expiry=expiry, rewards=reward_rows,
                 birthday=customer.birthday, now=now,
@@ -267,6 +267,8 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
                 bought[ln.sku] = (description, quantity + ln.quantity_milli)
             uow.products.record_bought(customer.id, [(sku, d, q) for sku, (d, q) in bought.items()], request.occurred_at)
         uow.commit()
+        if customer is not None and held is not None:
+            held.remember()  # what it read is committed now (in a commit group, with the sales it read)
         return tx["response"]
 
 
