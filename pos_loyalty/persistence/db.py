@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -33,42 +32,33 @@ log = logging.getLogger("pos_loyalty.db")
 class FairLock:
     """A lock that goes to the writers in the order they asked for it: the releasing thread hands
     it to the longest waiter. With sixteen tills queueing for SQLite's one writer, a plain lock let
-    some sales wait several turns (the slowest 1 % took 2.5 times the median).
-
-    A waiter may say it ``joining`` a commit group (see ``CommitGroup``): the holder asks
-    ``next_joins`` to decide whether to leave its group open for the next in line."""
+    some sales wait several turns (the slowest 1 % took 2.5 times the median)."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._queued = threading.Condition(self._guard)
-        self._waiters: deque[tuple[threading.Lock, bool]] = deque()
+        self._waiters: deque[threading.Lock] = deque()
         self._held = False
 
-    def acquire(self, joining: bool = False) -> bool:
+    def acquire(self) -> bool:
         with self._guard:
             if not self._held:
                 self._held = True
                 return True
             turn = threading.Lock()
             turn.acquire()
-            waiter = (turn, joining)
-            self._waiters.append(waiter)
+            self._waiters.append(turn)
             self._queued.notify_all()
         try:
             turn.acquire()  # released by the holder, handing the lock over
         except BaseException:  # interrupted while waiting (Ctrl-C in a command): leave no turn behind
             with self._guard:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+                if turn in self._waiters:
+                    self._waiters.remove(turn)
                     raise
             self.release()  # it was handed over meanwhile: pass it on
             raise
         return True
-
-    def next_joins(self) -> bool:
-        """Whether the next in line asked to join a commit group (for the holder to decide)."""
-        with self._guard:
-            return bool(self._waiters) and self._waiters[0][1]
 
     def wait_for_waiters(self, count: int, timeout: float | None = None) -> bool:
         """Until ``count`` threads wait for the lock (or the timeout): for tests and diagnostics."""
@@ -78,7 +68,7 @@ class FairLock:
     def release(self) -> None:
         with self._guard:
             if self._waiters:
-                self._waiters.popleft()[0].release()  # still held: now by the next in line
+                self._waiters.popleft().release()  # still held: now by the next in line
             else:
                 self._held = False
 
@@ -89,73 +79,6 @@ class FairLock:
         self.release()
 
 
-class CommitGroup:
-    """Several tills' sales committed as one SQLite transaction: group commit.
-
-    SQLite has one writer, and each commit writes every page it changed to the WAL and waits for
-    the disk (``synchronous=FULL``): with several tills at once, that commit was a third of the
-    time each sale held the write lock. A sale that opts in (``shop.uow(group_commit=True)``)
-    leaves its work in an open transaction when the next writer in line opts in too; that writer
-    continues the same transaction under a ``SAVEPOINT``, and the last of the group commits for
-    all. Every sale's answer waits for the group's commit, so nothing is answered before it is on
-    disk; a sale that fails rolls back to its savepoint alone; a commit that fails fails every
-    sale of the group, none of which was answered. One till alone commits each sale at once.
-
-    Only the holder of the write lock touches a group.
-    """
-
-    LIMIT = 8  # sales in one group: the first of them waits for the others' work
-    MAX_AGE = 0.005  # seconds since its first sale was done, after which the group commits
-
-    def __init__(self, fairy) -> None:
-        self.fairy = fairy  # the pooled connection, out of the pool until the group ends
-        self.driver = fairy.driver_connection
-        self.members = 0  # sales released into the group's transaction
-        self.first_done = 0.0  # when the first of them was done, and began to wait
-        self.error: BaseException | None = None
-        self._done = threading.Event()
-
-    def joined(self) -> None:
-        """One more sale's work is in (its savepoint released): it waits for the commit from now."""
-        if not self.members:
-            self.first_done = time.monotonic()
-        self.members += 1
-
-    def full(self) -> bool:
-        return self.members >= self.LIMIT or (self.members > 0 and time.monotonic() - self.first_done > self.MAX_AGE)
-
-    def finish(self) -> None:
-        """Commit what the group holds (roll back if nothing), hand the connection back to the pool
-        and tell every member the outcome."""
-        try:
-            if self.members and self.driver.in_transaction:
-                self.driver.commit()
-            else:
-                self.driver.rollback()
-        except BaseException as e:
-            self.error = e
-            try:
-                self.driver.rollback()
-            except Exception:  # the connection is broken: the pool drops it on return
-                pass
-        finally:
-            try:
-                self.fairy.close()
-            finally:
-                self._done.set()
-
-    def fail(self, error: BaseException) -> None:
-        """The group's transaction is gone (SQLite rolled it back on a fault): nobody's work stands."""
-        self.error = error
-        self.members = 0
-        self.finish()
-
-    def wait(self) -> BaseException | None:
-        """Until the group is committed (or not): the error if it was not."""
-        self._done.wait()
-        return self.error
-
-
 @dataclass
 class Database:
     """The engines one service uses, and the in-process lock that queues SQLite writers."""
@@ -164,7 +87,6 @@ class Database:
     reader: Engine
     is_sqlite: bool
     write_lock: FairLock | None = field(default=None)
-    group: CommitGroup | None = field(default=None, repr=False)  # SQLite's open commit group, if any (the lock holder's)
     sqlite_options: dict = field(default_factory=dict, repr=False)  # read by new SQLite connections
     memo: dict = field(default_factory=dict, repr=False)  # the services' memory of immutable rows (uow.memo)
 

@@ -5,6 +5,7 @@ They never import SQLAlchemy; the repositories below are their only way to the t
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Callable
 
 from sqlalchemy import Connection
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from ..domain.errors import Conflict, DuplicateKey
 from . import privacy, reports
 from . import repositories as repos
-from .db import CommitGroup, Database
+from .db import Database
 from .prepared import DRIVER, driver_connection
 from .repositories import duplicate_key
 
@@ -35,19 +36,11 @@ class SqlUnitOfWork:
     ``Session`` that joins the transaction already open (``join_transaction_mode="rollback_only"``:
     it flushes into it and can roll it back; the commit is the unit of work's). A statement after
     a commit begins the next transaction, as a session would.
-
-    ``group_commit=True`` (the checkout): on SQLite, this unit of work may share one transaction
-    with the writers queued behind it, each under a savepoint, and its ``commit`` returns once that
-    transaction is on disk (``db.CommitGroup``). Such a unit of work runs prepared statements
-    only, and ends at its commit or rollback. Elsewhere the flag changes nothing.
     """
 
-    def __init__(self, db: Database, *, read_only: bool = False, now=None, one_read: bool = False,
-                 group_commit: bool = False) -> None:
+    def __init__(self, db: Database, *, read_only: bool = False, now=None, one_read: bool = False) -> None:
         if one_read and not read_only:
             raise ValueError("one_read is for a read-only unit of work")
-        if group_commit and read_only:
-            raise ValueError("group_commit is for a writing unit of work")
         self._now = now or repos.m.utcnow
         self._engine = db.reader if read_only else db.writer
         self.dialect = self._engine.dialect
@@ -55,26 +48,16 @@ class SqlUnitOfWork:
         # saves the BEGIN and the ROLLBACK, two of the four round trips of a till-token check.
         self._one_read = one_read and not db.is_sqlite
         self._begin = None if one_read else db.begin_statement(read_only)
-        self._db = db
+        self._lock = db.write_lock if (db.write_lock is not None and not read_only) else nullcontext()
         self.read_only = read_only  # (sees committed work only)
-        self._write_lock = db.write_lock if not read_only else None  # SQLite's in-process queue of writers
-        self._grouped = group_commit and self._write_lock is not None
-        self._group: CommitGroup | None = None
         self.for_update = not db.is_sqlite and not read_only
         self.memo = db.memo
 
     def __enter__(self) -> "SqlUnitOfWork":
-        if self._write_lock is not None:
-            self._write_lock.acquire(self._grouped)
-        self._holding = self._write_lock is not None
+        self._lock.__enter__()
         self._connection = self._transaction = None
         self._fairy = None
         try:
-            if self._grouped:
-                self._join_group()
-                return self
-            if self._holding and self._db.group is not None:  # left open for a writer that joins, who was interrupted
-                self._end_group()
             self._fairy = self._engine.raw_connection()
             self._dbapi = self._fairy.driver_connection
             if self._one_read:
@@ -82,109 +65,12 @@ class SqlUnitOfWork:
             self._begin_on_driver()
         except BaseException:
             try:
-                if self._fairy is not None and self._group is None:
+                if self._fairy is not None:
                     self._fairy.close()
             finally:
-                self._group = None
-                self._leave()
+                self._lock.__exit__(None, None, None)
             raise
         return self
-
-    # -- group commit (SQLite) --
-
-    def _join_group(self) -> None:
-        """Continue the commit group the writer before left open, under a savepoint; or begin one."""
-        group = self._db.group
-        if group is None:
-            fairy = self._engine.raw_connection()
-            try:
-                fairy.driver_connection.execute(self._begin)
-            except BaseException:
-                fairy.close()
-                raise
-            group = self._db.group = CommitGroup(fairy)
-            self._savepoint = False  # the first of the group: its rollback is the group's
-        else:
-            try:
-                group.driver.execute("SAVEPOINT grouped")
-            except self.dialect.loaded_dbapi.Error as e:
-                self._fail_group(e)
-                raise
-            self._savepoint = True
-        self._group = group
-        self._members_before = group.members  # whose work, not yet on disk, this one can see
-        self._fairy = group.fairy
-        self._dbapi = group.driver
-        self._open = True
-
-    def _commit_in_group(self) -> None:
-        group = self._group
-        if self._savepoint:
-            try:
-                self._dbapi.execute("RELEASE grouped")
-            except self.dialect.loaded_dbapi.Error as e:
-                self._open = False
-                self._fail_group(e)
-                raise DatabaseBusy("the database could not store this; try again") from e
-        group.joined()
-        self._open = False
-        self._leave()
-        self._await_group(group)
-
-    def _rollback_in_group(self) -> None:
-        self._open = False
-        if not self._savepoint:  # the group holds nobody's work but this one's
-            self._end_group()
-            return
-        try:
-            self._dbapi.execute("ROLLBACK TO grouped")
-            self._dbapi.execute("RELEASE grouped")
-        except self.dialect.loaded_dbapi.Error as e:  # SQLite rolled the whole transaction back
-            self._fail_group(e)
-            return
-        if not self._dbapi.in_transaction:  # (the same, found out afterwards)
-            self._fail_group(self.dialect.loaded_dbapi.OperationalError("the transaction was rolled back"))
-
-    def _fail_group(self, error: BaseException) -> None:
-        group, self._db.group = self._db.group, None
-        if group is not None:
-            group.fail(error)
-
-    def _end_group(self) -> None:
-        group, self._db.group = self._db.group, None
-        if group is not None:
-            group.finish()
-
-    @staticmethod
-    def _await_group(group: CommitGroup) -> None:
-        error = group.wait()
-        if error is not None:
-            raise DatabaseBusy("the database could not store this; try again") from error
-
-    def _leave(self) -> None:
-        """Hand the write lock on. An open commit group is left open only for a next writer that
-        joins it, while it has room; otherwise it is committed first."""
-        if not self._holding:
-            return
-        self._holding = False
-        try:
-            group = self._db.group
-            if group is not None and (group.full() or not self._write_lock.next_joins()):
-                self._end_group()
-        finally:
-            self._write_lock.release()
-
-    def _exit_group(self, clean: bool) -> None:
-        group = self._group
-        try:
-            if self._open:
-                self._rollback_in_group()
-        finally:
-            self._fairy = None
-            self._leave()
-        if clean and self._members_before:
-            # what it answers may rest on the work of the group's earlier writers: not before it is on disk
-            self._await_group(group)
 
     def _begin_on_driver(self) -> None:
         if self._begin is not None:  # SQLite: BEGIN IMMEDIATE for a writer; PostgreSQL begins by itself
@@ -206,8 +92,6 @@ class SqlUnitOfWork:
         return repo
 
     def _open_session(self) -> Session:
-        if self._grouped:
-            raise RuntimeError("a group-commit unit of work runs prepared statements only")
         connection = self._connection = Connection(self._engine, connection=self._fairy)
         if self._open:  # the driver's transaction is open: SQLAlchemy takes it as begun (db.py's begin hook)
             self._transaction = connection.begin()
@@ -225,14 +109,10 @@ class SqlUnitOfWork:
             repos.flush(session)
             return driver_connection(session)
         if not self._open:
-            if self._grouped:
-                raise RuntimeError("a group-commit unit of work ends at its commit or rollback")
             self._begin_on_driver()
         return self._engine.dialect, self._dbapi
 
     def __exit__(self, *exc) -> None:
-        if self._group is not None:
-            return self._exit_group(exc[0] is None)
         try:
             if self._one_read:  # (no transaction is open in autocommit: the flag can go back at once)
                 try:
@@ -248,7 +128,7 @@ class SqlUnitOfWork:
                 self._fairy.close()  # (the same)
         finally:
             self._fairy = None
-            self._leave()
+            self._lock.__exit__(*exc)
 
     def flush(self) -> None:
         session = self.__dict__.get("session")
@@ -256,10 +136,6 @@ class SqlUnitOfWork:
             repos.flush(session)
 
     def commit(self) -> None:
-        if self._group is not None:
-            if self._open:
-                self._commit_in_group()
-            return
         session = self.__dict__.get("session")
         try:
             if session is not None:
@@ -285,10 +161,6 @@ class SqlUnitOfWork:
             raise DBAPIError.instance("COMMIT", None, e, dialect.loaded_dbapi.Error, dialect=dialect) from e
 
     def rollback(self) -> None:
-        if self._group is not None:
-            if self._open:
-                self._rollback_in_group()
-            return
         session = self.__dict__.get("session")
         if session is not None:
             session.rollback()
@@ -320,7 +192,7 @@ _REPOSITORIES: dict[str, Callable[[SqlUnitOfWork], Any]] = {
 
 
 def uow_factory(db: Database, now=None):
-    def make(read_only: bool = False, *, one_read: bool = False, group_commit: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(db, read_only=read_only, now=now, one_read=one_read, group_commit=group_commit)
+    def make(read_only: bool = False, *, one_read: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(db, read_only=read_only, now=now, one_read=one_read)
 
     return make

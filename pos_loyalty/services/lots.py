@@ -10,7 +10,7 @@ the result is the same as a whole replay (``replay``'s docstring says why). Else
 customer not in memory, the whole ledger is read, as before.
 
 What is kept is only ever committed history: a reader sees nothing else, and a writer keeps what
-it read only once its own commit (which carries everything it read) has succeeded.
+it read (before its own writes) only once its commit has succeeded.
 """
 from __future__ import annotations
 

@@ -135,9 +135,8 @@ def _card_holder_for_sale(uow: UnitOfWork, card_number: str):
 
 def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, till_name) -> dict[str, Any]:
     """The checkout: a handful of reads, everything worked out in memory (the answer too), then
-    written with one statement per table. The hottest path in the product. On SQLite, sales from
-    several tills at once share one commit (``group_commit``); each is answered once it is on disk."""
-    with shop.uow(group_commit=True) as uow:
+    written with one statement per table. The hottest path in the product."""
+    with shop.uow() as uow:
         existing = uow.transactions.answer_of(request.id)
         if existing is not None:
             return _replay(existing, request_hash, "sale")
@@ -268,7 +267,7 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             uow.products.record_bought(customer.id, [(sku, d, q) for sku, (d, q) in bought.items()], request.occurred_at)
         uow.commit()
         if customer is not None and held is not None:
-            held.remember()  # what it read is committed now (in a commit group, with the sales it read)
+            held.remember()  # (only once committed: nothing uncertain is kept)
         return tx["response"]
 
 
