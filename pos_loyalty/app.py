@@ -100,6 +100,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     register_api(app)
     register_web(app)
     register_errors(app)
+    from .api.counter import CounterRoutes
+
+    app.wsgi_app = CounterRoutes(app, app.wsgi_app, MAX_BODY_BYTES)  # the checkout and card lookup, off Flask's path
     return app
 
 

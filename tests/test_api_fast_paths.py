@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from marshmallow import Schema, fields, post_dump
 
+from pos_loyalty.api import counter
 from pos_loyalty.api import schemas as S
 from pos_loyalty.api import till
 from pos_loyalty.services import transactions as tx_svc
@@ -57,6 +58,7 @@ def answers(monkeypatch):
     for name in ("record_sale", "record_return", "claim_transaction", "get_transaction"):
         monkeypatch.setattr(tx_svc, name, spy(getattr(tx_svc, name), S.TransactionOut))
     monkeypatch.setattr(till, "card_summary", spy(till.card_summary, S.CardSummaryOut))
+    monkeypatch.setattr(counter, "card_summary", spy(counter.card_summary, S.CardSummaryOut))  # (the lookup off Flask's path)
     return seen
 
 

@@ -39,6 +39,7 @@ def shop():
 # schemas stay on the decorators, for the OpenAPI document. tests/test_api_fast_paths.py holds
 # the proof on real answers.
 _TRANSACTION_AS_IS = S.dumped_as_is(S.TransactionOut())
+SALE_SCHEMA = S.SaleSchema()  # one instance for every request (webargs builds one per request from a class); counter.py uses it too
 _CARD_SUMMARY_AS_IS = S.dumped_as_is(S.CardSummaryOut())
 
 
@@ -201,7 +202,7 @@ def _sale_request(data) -> tx_svc.SaleRequest:
 
 
 @blp.route("/transactions", methods=["POST"])
-@blp.arguments(S.SaleSchema())  # one instance for every request: webargs builds one per request from a class
+@blp.arguments(SALE_SCHEMA)
 @blp.response(201, S.TransactionOut)
 @blp.alt_response(404, schema=S.Problem, content_type=PROBLEM, description="Unknown card")
 @blp.alt_response(409, schema=S.Problem, content_type=PROBLEM, description="Insufficient points, blocked card, or the id used for a different sale")

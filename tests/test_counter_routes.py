@@ -1,0 +1,113 @@
+"""The checkout and the card lookup are answered in front of Flask (``api/counter.py``), and a
+till cannot tell: the same bytes, status and headers as Flask's own view gives, and every request
+that is not the usual well-formed one (an error, a bad token, a body the schema refuses) answered
+by Flask exactly as before, with nothing written."""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+
+import pytest
+
+from tests.support.factories import adjust, enrol, line, reward, sale
+
+
+@contextmanager
+def through_flask(app):
+    """Requests in this block skip the counter routes and go straight to Flask's views."""
+    routes = app.wsgi_app
+    app.wsgi_app = routes.flask
+    try:
+        yield
+    finally:
+        app.wsgi_app = routes
+
+
+def _answered_here(app) -> int:
+    return app.wsgi_app.answered
+
+
+def _same_response(a, b) -> None:
+    assert (a.status_code, a.get_data()) == (b.status_code, b.get_data())
+    assert sorted(a.headers.items()) == sorted(b.headers.items())
+
+
+def _count(app, table: str) -> int:
+    from sqlalchemy import text
+
+    with app.extensions["pos_loyalty"].db.reader.connect() as conn:
+        return conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+
+
+def test_a_card_lookup_off_flask_is_byte_for_byte_flask_s(app, api):
+    anna = enrol(api, preferred_name="Annie")
+    adjust(api, anna["id"], 80)
+    before = _answered_here(app)
+    ours = api.get(f"/cards/{anna['card']}")
+    assert _answered_here(app) == before + 1
+    with through_flask(app):
+        theirs = api.get(f"/cards/{anna['card']}")
+    _same_response(ours, theirs)
+    assert ours.get_json()["balance"] == 80
+
+
+def test_a_sale_off_flask_answers_what_flask_stores_and_a_retry_is_the_same_either_way(app, api, shop):
+    coffee = reward(shop, "Free coffee", points_cost=50)
+    anna = enrol(api)
+    adjust(api, anna["id"], 80)
+    body = sale(line("COF", 250, 2), line("BAN", 199, "0.755", category="fruit"), card=anna["card"], rewards=[coffee["id"]])
+    before = _answered_here(app)
+    fresh = api.post("/transactions", json=body)
+    assert fresh.status_code == 201 and _answered_here(app) == before + 1
+    with through_flask(app):
+        stored = api.get(f"/transactions/{body['id']}")
+        retry_via_flask = api.post("/transactions", json=body)
+    kept = stored.get_json()
+    assert kept.pop("returns") == []
+    assert fresh.get_json() == kept  # the answer the till got is the one kept
+    assert fresh.headers["Content-Type"] == stored.headers["Content-Type"] == "application/json"
+    retry_here = api.post("/transactions", json=body)
+    _same_response(retry_here, retry_via_flask)
+    assert retry_here.get_json()["replayed"] is True
+    assert _count(app, "transactions") == 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown token", "no token", "not json", "malformed json", "a list", "bad field", "unknown field",
+        "unknown card", "too few points", "same id other body", "query string",
+    ],
+)
+def test_whatever_is_not_the_usual_sale_is_answered_by_flask_as_before_and_writes_nothing(app, api, shop, case):
+    coffee = reward(shop, "Free coffee", points_cost=500)
+    anna = enrol(api)
+    api.post("/transactions", json=sale(line("COF", 250), card=anna["card"], id="KNOWN"))
+    written = _count(app, "transactions"), _count(app, "ledger_entries")
+    good = sale(line("TEA", 300), card=anna["card"], id="NEW")
+    requests = {
+        "unknown token": dict(json=good, headers={"Authorization": "Bearer nope"}),
+        "no token": dict(json=good, headers={"Authorization": ""}),
+        "not json": dict(data=json.dumps(good), headers={"Content-Type": "text/plain"}),
+        "malformed json": dict(data=b'{"id": "NEW", ', headers={"Content-Type": "application/json"}),
+        "a list": dict(json=[good]),
+        "bad field": dict(json={**good, "lines": [{**good["lines"][0], "unit_price": -5}]}),
+        "unknown field": dict(json={**good, "colour": "blue"}),
+        "unknown card": dict(json={**good, "card_number": "2799999999994"}),
+        "too few points": dict(json={**good, "rewards": [coffee["id"]]}),
+        "same id other body": dict(json={**good, "id": "KNOWN"}),
+        "query string": dict(json=good, query_string={"x": "1"}),
+    }
+    kwargs = requests[case]
+    before = _answered_here(app)
+    ours = api.post("/transactions", **{k: v for k, v in kwargs.items()})
+    assert _answered_here(app) == before  # Flask answered it
+    if case == "query string":  # a sale all the same: Flask records it
+        assert ours.status_code == 201
+        return
+    assert 400 <= ours.status_code < 500
+    assert ours.headers["Content-Type"] == "application/problem+json"
+    assert (_count(app, "transactions"), _count(app, "ledger_entries")) == written
+    with through_flask(app):
+        theirs = api.post("/transactions", **{k: v for k, v in kwargs.items()})
+    _same_response(ours, theirs)
