@@ -40,13 +40,13 @@ class CounterRoutes:
         self.flask = flask_wsgi  # Flask's own WSGI app: everything not answered here
         self.services = app.extensions["pos_loyalty"]
         self.max_body = max_body
-        self.answered = 0  # requests answered here (for tests and diagnostics)
+        self.answered = 0  # requests answered here (for tests and diagnostics; approximate under threads)
 
     def __call__(self, environ: dict[str, Any], start_response):
         method = environ.get("REQUEST_METHOD")
         path = environ.get("PATH_INFO", "")
         response = None
-        if not environ.get("QUERY_STRING"):
+        if not environ.get("QUERY_STRING") and not self.app.debug:  # (debug mode: Flask's indented JSON)
             if method == "POST" and path == SALES:
                 response = self._sale(environ)
             elif method == "GET" and path.startswith(CARDS):
@@ -54,7 +54,9 @@ class CounterRoutes:
         if response is None:
             return self.flask(environ, start_response)
         self.answered += 1
-        return response(environ, start_response)
+        status, body = response
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     # -- the two routes --
 
@@ -76,7 +78,7 @@ class CounterRoutes:
         printer = self.services.printer
         if printer is not None and not answer.get("replayed"):
             printer.submit(answer["id"])
-        return self._json(answer, 201, TRANSACTION_AS_IS, S.TransactionOut)
+        return self._json(answer, "201 CREATED", TRANSACTION_AS_IS, S.TransactionOut)
 
     def _card(self, environ, number: str):
         if not number or "/" in number or not number.isascii() or not number.isprintable():
@@ -87,7 +89,7 @@ class CounterRoutes:
             answer = card_summary(self.services.shop, number)
         except Exception:  # an unknown or blocked card (a LoyaltyError), or a fault: Flask answers it
             return None
-        return self._json(answer, 200, CARD_SUMMARY_AS_IS, S.CardSummaryOut)
+        return self._json(answer, "200 OK", CARD_SUMMARY_AS_IS, S.CardSummaryOut)
 
     # -- the parts Flask would have done --
 
@@ -113,10 +115,10 @@ class CounterRoutes:
         except (ValueError, RecursionError):  # not JSON (or nested too deep): Flask says what is wrong
             return None
 
-    def _json(self, answer: dict[str, Any], status: int, as_is, schema):
+    def _json(self, answer: dict[str, Any], status: str, as_is, schema) -> tuple[str, bytes]:
         """The answer as the view's ``@blp.response`` sends it: as it is when the dump would change
-        nothing, else dumped by the schema; JSON by the app's provider."""
-        response = self.app.json.response(answer if as_is(answer) else schema().dump(answer))
-        response.status_code = status
-        return response
+        nothing, else dumped by the schema; the text the app's JSON provider makes of it, with the
+        newline Flask's ``jsonify`` ends it with (and its two headers, above)."""
+        body = answer if as_is(answer) else schema().dump(answer)
+        return status, (self.app.json.dumps(body, separators=(",", ":")) + "\n").encode()
 
