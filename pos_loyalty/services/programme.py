@@ -23,7 +23,12 @@ def _version(uow: UnitOfWork, version_id: int) -> Programme:
 def current_programme(uow: UnitOfWork) -> Programme:
     """The newest saved version; the built-in defaults until a manager saves one."""
     row = uow.programmes.latest()
-    return DEFAULT_PROGRAMME if row is None else _version(uow, row.id)
+    return programme_as_of(uow, None if row is None else row.id)
+
+
+def programme_as_of(uow: UnitOfWork, latest_id: int | None) -> Programme:
+    """The current programme, given the newest version's id read already (with the card's holder)."""
+    return DEFAULT_PROGRAMME if latest_id is None else _version(uow, latest_id)
 
 
 def programme_version(uow: UnitOfWork, version_id: int | None) -> Programme:

@@ -11,7 +11,7 @@ from ..domain.ledger import in_birthday_week, last_valid_day
 from ..domain.programme import Programme, format_multiplier
 from .context import Shop, UnitOfWork
 from .lots import open_lots
-from .programme import current_programme, offer_of
+from .programme import offer_of, programme_as_of
 
 ROLLING = dt.timedelta(days=365)
 
@@ -122,7 +122,8 @@ def card_summary(shop: Shop, card_number: str) -> dict[str, Any]:
                 field="card_number",
                 customer_id=customer.id,
             )
-        position = points_position(uow, shop, customer, programme=current_programme(uow), rolling=int(customer.rolling_spend))
+        programme = programme_as_of(uow, customer.latest_programme_id)  # (read with the holder)
+        position = points_position(uow, shop, customer, programme=programme, rolling=int(customer.rolling_spend))
         last_visit = customer.last_sale_at
         return {
             "card": {"number": card_number, "masked": mask_card_number(card_number), "status": customer.card_status},

@@ -20,7 +20,7 @@ from ..domain.ledger import Entry, expiry_for, in_birthday_week, replay, still_r
 from ..domain.programme import Programme
 from .context import Shop, UnitOfWork
 from .lots import open_lots
-from .programme import current_programme, offer_of, programme_version
+from .programme import current_programme, offer_of, programme_as_of, programme_version
 from .summary import greeting_name, points_position, position_of
 
 ROLLING = dt.timedelta(days=365)
@@ -144,7 +144,6 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             raise InvalidInput(f"this shop's points are earned in {shop.currency}, not {request.currency}", field="currency")
         if request.rewards and not request.card_number:
             raise InvalidInput("a reward can only be redeemed with the customer's card", field="rewards")
-        programme = current_programme(uow)
         customer = None
         if request.card_number:
             customer = _card_holder_for_sale(uow, request.card_number)
@@ -152,6 +151,9 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
                 existing = uow.transactions.answer_of(request.id)
                 if existing is not None:
                     return _replay(existing, request_hash, "sale")
+            programme = programme_as_of(uow, customer.latest_programme_id)  # (read with the holder)
+        else:
+            programme = current_programme(uow)
 
         lines = [
             E.Line(i + 1, li.sku, li.description, li.category, li.quantity_milli, li.unit_price, li.line_discount)
@@ -164,7 +166,10 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
         rolling_before = rolling_now = balance_before = 0
         reward_rows = []
         if customer is not None:
-            rolling_before, rolling_now = uow.transactions.spend_since(customer.id, request.occurred_at - ROLLING, now - ROLLING)
+            rolling_before, rolling_now, welcome_held, birthday_held = uow.transactions.sale_history(
+                customer.id, spend_after=(request.occurred_at - ROLLING, now - ROLLING),
+                birthday_since=dt.datetime(day.year, 1, 1, tzinfo=shop.timezone),
+            )
             tier = programme.tier_for(rolling_before)
             balance_before = customer.balance
             reward_rows = uow.rewards.rows(active_only=True, also=request.rewards)
@@ -186,7 +191,7 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
 
         if customer is not None:
             earning = E.compute_earning(
-                lines, programme, tier=tier, day=day, extra_bonuses=_visit_bonuses(uow, customer, programme, shop, request.occurred_at)
+                lines, programme, tier=tier, day=day, extra_bonuses=_visit_bonuses(customer, programme, day, welcome_held, birthday_held)
             )
         else:
             earning = E.Earning(lines=lines, base=0, promotion=0, tier=0, eligible_spend=0)
@@ -271,14 +276,12 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
         return tx["response"]
 
 
-def _visit_bonuses(uow: UnitOfWork, customer, programme: Programme, shop: Shop, at: dt.datetime) -> list[E.Bonus]:
-    """Welcome: until one is held (a full return takes it back). Birthday: once a calendar year."""
-    day = shop.local_date(at)
+def _visit_bonuses(customer, programme: Programme, day: dt.date, welcome_held: int, birthday_held: int) -> list[E.Bonus]:
+    """Welcome: until one is held (a full return takes it back). Birthday: once a calendar year
+    (``birthday_held``: the birthday points since the start of the sale's local year)."""
     birthday_week = bool(programme.birthday_bonus) and in_birthday_week(day, customer.birthday, programme.birthday_window_days)
     if not programme.welcome_bonus and not birthday_week:
         return []
-    start_of_year = dt.datetime(day.year, 1, 1, tzinfo=shop.timezone)
-    welcome_held, birthday_held = uow.ledger.bonuses_held(customer.id, birthday_since=start_of_year)
     return E.visit_bonuses(
         programme, welcome_due=bool(programme.welcome_bonus) and welcome_held == 0, birthday_due=birthday_week and birthday_held == 0
     )
