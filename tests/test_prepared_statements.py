@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
@@ -109,3 +111,25 @@ def test_timestamps_read_on_the_fast_path_are_sqlalchemy_s_to_the_microsecond(ap
         assert ours == theirs and len(ours) >= 2
         assert all(r[3].tzinfo == dt.timezone.utc and r[3].microsecond == 123457 for r in ours)
         assert all(r[4] is None or r[4].tzinfo == dt.timezone.utc for r in ours)
+
+
+@settings(max_examples=400)
+@given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                    timezones=st.sampled_from([dt.timezone.utc, dt.timezone(dt.timedelta(hours=5, minutes=30)),
+                                               dt.timezone(dt.timedelta(hours=-8))])))
+def test_timestamps_in_and_out_of_sqlite_on_the_fast_path_are_sqlalchemy_s(moment):
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    utc_type = m.UTCDateTime()
+    theirs_in = utc_type.dialect_impl(dialect).bind_processor(dialect)
+    theirs_out = utc_type.dialect_impl(dialect).result_processor(dialect, None)
+    ours_in = utc_type.fused_bind_processor(dialect)
+    ours_out = utc_type.fused_result_processor(dialect)
+    stored = theirs_in(moment)
+    assert ours_in(moment) == stored
+    assert ours_out(stored) == theirs_out(stored) == moment
+    with pytest.raises(ValueError):
+        ours_in(moment.replace(tzinfo=None))  # a naive time is refused either way
+    with pytest.raises(ValueError):
+        theirs_in(moment.replace(tzinfo=None))

@@ -35,6 +35,10 @@ NAMING_CONVENTION = {
 }
 
 
+# SQLAlchemy's default text for a DATETIME on SQLite (``sqlite.DATETIME._storage_format``)
+_SQLITE_DATETIME_FORMAT = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) and PostgreSQL."""
 
@@ -55,6 +59,22 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.timezone.utc)
         return value.astimezone(dt.timezone.utc)
+
+    def fused_bind_processor(self, dialect):
+        """For the prepared statements: an aware datetime to SQLite's stored text in one call, where
+        SQLAlchemy chains two (the above, then its own formatting); the same text, for the
+        storage format SQLAlchemy uses by default (else None: the chain it is)."""
+        if dialect.name != "sqlite" or getattr(self.impl.dialect_impl(dialect), "_storage_format", None) != _SQLITE_DATETIME_FORMAT:
+            return None
+        utc = dt.timezone.utc
+
+        def process(value: dt.datetime) -> str:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the database; timestamps must be timezone-aware")
+            v = value.astimezone(utc)
+            return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+
+        return process
 
     def fused_result_processor(self, dialect):
         """For the prepared statements (``prepared.py``): SQLite's stored text to an aware UTC

@@ -61,7 +61,7 @@ class _Plan:
         self.processors: dict[str, Callable[[Any], Any]] = {}
         for name in self.names:
             bind = compiled.binds[name]
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            processor = _bind_processor(bind.type, dialect)
             if processor is not None:
                 self.processors[name] = processor
             if name in given or (bind.callable is None and bind.value is None):
@@ -126,6 +126,14 @@ class _Plan:
         if processors is None:
             return [make(r) for r in raw]
         return [make([v if p is None or v is None else p(v) for p, v in zip(processors, r)]) for r in raw]
+
+
+def _bind_processor(type_, dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processor, or the one call it offers for SQLAlchemy's several
+    (``fused_bind_processor``: our UTC timestamps on SQLite)."""
+    fused = getattr(type_, "fused_bind_processor", None)
+    processor = fused(dialect) if fused is not None else None
+    return processor if processor is not None else type_.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _result_processor(type_, dialect) -> Callable[[Any], Any] | None:
