@@ -133,13 +133,19 @@ _moves = st.lists(
 )
 
 
-@given(_moves, st.randoms(use_true_random=False))
-def test_replay_always_agrees_with_the_sum_and_never_holds_both_points_and_a_debt(moves, rnd):
-    entries = []
+def _entries(moves, rnd) -> list[Entry]:
+    """The ledger the moves write; half the negative ones aimed at an earlier lot."""
+    entries: list[Entry] = []
     for i, (kind, points, expires) in enumerate(moves, start=1):
         earlier = [e.id for e in entries if e.points > 0]
         lot_id = rnd.choice(earlier) if points < 0 and earlier and rnd.random() < 0.5 else None
         entries.append(Entry(i, points, kind, T0, expires, lot_id))
+    return entries
+
+
+@given(_moves, st.randoms(use_true_random=False))
+def test_replay_always_agrees_with_the_sum_and_never_holds_both_points_and_a_debt(moves, rnd):
+    entries = _entries(moves, rnd)
     lots = replay(entries)
     assert lots.balance == sum_points(entries)
     assert lots.deficit >= 0 and all(lot.remaining > 0 for lot in lots.open)
@@ -150,11 +156,7 @@ def test_replay_always_agrees_with_the_sum_and_never_holds_both_points_and_a_deb
 def test_replay_continued_from_the_lots_an_earlier_replay_left_is_the_whole_replay(moves, rnd):
     # services.lots keeps a customer's open lots and later replays only the newer entries: at every
     # split of the history, that must give exactly the lots of one replay of everything
-    entries = []
-    for i, (kind, points, expires) in enumerate(moves, start=1):
-        earlier = [e.id for e in entries if e.points > 0]
-        lot_id = rnd.choice(earlier) if points < 0 and earlier and rnd.random() < 0.5 else None
-        entries.append(Entry(i, points, kind, T0, expires, lot_id))
+    entries = _entries(moves, rnd)
     whole = replay(entries)
     for cut in range(len(entries) + 1):
         before = replay(entries[:cut])

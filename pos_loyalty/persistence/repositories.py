@@ -87,7 +87,7 @@ _SPEND_SINCE_2 = Prepared(select(_spent_after("a"), _spent_after("b")).where(
 # What a card sale reads of the customer's history, in one statement: the eligible spend after two
 # moments (the tier at the sale's time, and the rolling year now), the welcome points held, and the
 # birthday points since a moment (the start of the sale's year).
-def _spend_after(moment: str):
+def _eligible_spend_after(moment: str):
     return (
         select(func.coalesce(func.sum(TRANSACTIONS.c.eligible_spend), 0))
         .where(TRANSACTIONS.c.customer_id == bindparam("customer_id"), TRANSACTIONS.c.occurred_at > bindparam(moment))
@@ -103,7 +103,7 @@ def _held(cause: str, since: str | None = None):
 
 
 _SALE_HISTORY = Prepared(select(
-    _spend_after("a").label("spend_a"), _spend_after("b").label("spend_b"),
+    _eligible_spend_after("a").label("spend_a"), _eligible_spend_after("b").label("spend_b"),
     _held("welcome").label("welcome_held"), _held("birthday", "birthday_since").label("birthday_held"),
 ))
 _ENTRIES_OF = Prepared(
@@ -337,9 +337,6 @@ class Programmes(_Repo):
         """The newest version's id (a row), or None: enough to tell whether the version in hand is
         still the current one, without reading its rules."""
         return self._core(_LATEST_PROGRAMME).first()
-
-    def get(self, version_id: int) -> m.ProgrammeVersion | None:
-        return self.s.get(m.ProgrammeVersion, version_id)
 
     def row(self, version_id: int):
         """A version's id and rules as a row (None if there is no such version)."""
