@@ -3,7 +3,8 @@
 The counter's statements run on the driver's connection and never build a session; the ORM's
 session, when a use case needs it, joins the same transaction. On both databases: what is not
 committed is gone, what is committed stays, a statement after a commit is in a new transaction,
-each half sees the other's writes, and every connection goes back to the pool.
+each half sees the other's writes, and every connection goes back to the pool (on SQLite, to
+the parking of connections kept for the next unit of work, rolled back as the pool would).
 """
 from __future__ import annotations
 
@@ -23,7 +24,16 @@ def _add_till(uow, name: str) -> None:
 
 def _pools_idle(app) -> bool:
     db = app.extensions["pos_loyalty"].db
-    return db.writer.pool.checkedout() == 0 and db.reader.pool.checkedout() == 0
+    parked_writer, parked_readers = (len(db.parked_writer), len(db.parked_readers)) if db.is_sqlite else (0, 0)
+    return db.writer.pool.checkedout() == parked_writer and db.reader.pool.checkedout() == parked_readers
+
+
+def _driver_insert_till(uow, name: str) -> None:
+    """A write on the driver's connection, as the counter's statements make them (no session)."""
+    _, conn = uow.driver()
+    cursor = conn.cursor()
+    cursor.execute(f"INSERT INTO tills (name, token_hash, created_at) VALUES ('{name}', '{hash_token(name)}', CURRENT_TIMESTAMP)")
+    cursor.close()
 
 
 def test_a_till_token_check_builds_no_session_and_returns_its_connection(app, shop):
@@ -145,3 +155,57 @@ def test_a_single_read_needs_no_transaction_and_leaves_none_behind(app, shop):
     if not app.extensions["pos_loyalty"].db.is_sqlite:
         assert used.autocommit is False  # as every other pooled connection
     assert _pools_idle(app)
+
+
+def test_sqlite_units_of_work_reuse_parked_connections_and_a_failed_one_leaves_nothing_behind(app, shop):
+    """On SQLite a unit of work takes the connection the last one left (no pool checkout and
+    checkin for every sale and lookup): the writers take turns on one. What a writer did not
+    commit (a use case that failed half-way) is rolled back before the next one gets it, and a
+    reader's snapshot ends with its unit of work."""
+    db = app.extensions["pos_loyalty"].db
+    with pytest.raises(KeyError):
+        with shop.uow() as uow:
+            _driver_insert_till(uow, "till-i")
+            first = uow.driver()[1]
+            raise KeyError("the use case failed")
+    with shop.uow(read_only=True) as uow:
+        assert _till(uow, "till-i") is None
+        reader = uow.driver()[1]
+    with shop.uow() as uow:
+        assert _till(uow, "till-i") is None
+        if db.is_sqlite:
+            assert uow.driver()[1] is first  # the same connection, and nothing of the failed writer's on it
+        _driver_insert_till(uow, "till-j")
+        uow.commit()
+    with shop.uow() as uow:  # committed, then left open: gone at the end
+        _driver_insert_till(uow, "till-k")
+        uow.commit()
+        _driver_insert_till(uow, "till-l")
+    with shop.uow(read_only=True) as uow:
+        if db.is_sqlite:
+            assert uow.driver()[1] is reader  # a new snapshot on the parked reader: it sees till-k
+        assert _till(uow, "till-i") is None and _till(uow, "till-l") is None
+        assert _till(uow, "till-j").name == "till-j" and _till(uow, "till-k").name == "till-k"
+    assert _pools_idle(app)
+    if db.is_sqlite:
+        assert (len(db.parked_writer), len(db.parked_readers)) == (1, 1)
+        db.dispose()  # the parked connections go back to their pools first
+        assert (len(db.parked_writer), len(db.parked_readers)) == (0, 0)
+        assert db.writer.pool.checkedout() == 0 and db.reader.pool.checkedout() == 0
+
+
+def test_parking_keeps_no_more_connections_than_its_limit():
+    from pos_loyalty.persistence.db import Parking
+
+    class Fairy:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    parking = Parking(2)
+    fairies = [Fairy() for _ in range(3)]
+    assert [parking.leave(f) for f in fairies] == [True, True, False]  # the third goes back to the pool
+    assert parking.take() is fairies[1] and len(parking) == 1
+    parking.empty()
+    assert parking.take() is None and fairies[0].closed and not fairies[2].closed

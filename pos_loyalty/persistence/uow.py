@@ -49,6 +49,7 @@ class SqlUnitOfWork:
         self._one_read = one_read and not db.is_sqlite
         self._begin = None if one_read else db.begin_statement(read_only)
         self._lock = db.write_lock if (db.write_lock is not None and not read_only) else nullcontext()
+        self._parking = db.parked_readers if read_only else db.parked_writer  # (SQLite's; None on PostgreSQL)
         self.read_only = read_only  # (sees committed work only)
         self.for_update = not db.is_sqlite and not read_only
         self.memo = db.memo
@@ -58,7 +59,7 @@ class SqlUnitOfWork:
         self._connection = self._transaction = None
         self._fairy = None
         try:
-            self._fairy = self._engine.raw_connection()
+            self._fairy = (self._parking is not None and self._parking.take()) or self._engine.raw_connection()
             self._dbapi = self._fairy.driver_connection
             if self._one_read:
                 self._dbapi.autocommit = True  # (back off before the connection returns to the pool)
@@ -124,11 +125,22 @@ class SqlUnitOfWork:
                     self.session.close()
                 finally:
                     self._connection.close()  # returns the connection to the pool, which rolls back what was not committed
-            else:
+            elif self._parking is None or not self._park():
                 self._fairy.close()  # (the same)
         finally:
             self._fairy = None
             self._lock.__exit__(*exc)
+
+    def _park(self) -> bool:
+        """Leave the connection for the next unit of work, rolled back as the pool would have
+        (False if the parking is full or the rollback failed: then the pool takes it, and drops
+        it if it is broken)."""
+        try:
+            if self._dbapi.in_transaction:
+                self._dbapi.rollback()
+        except self.dialect.loaded_dbapi.Error:
+            return False
+        return self._parking.leave(self._fairy)
 
     def flush(self) -> None:
         session = self.__dict__.get("session")
