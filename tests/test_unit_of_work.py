@@ -209,3 +209,26 @@ def test_parking_keeps_no_more_connections_than_its_limit():
     assert parking.take() is fairies[1] and len(parking) == 1
     parking.empty()
     assert parking.take() is None and fairies[0].closed and not fairies[2].closed
+
+
+def test_reads_that_need_no_common_snapshot_run_without_a_transaction_on_postgresql(app, shop):
+    """The cashier screen's card lookup is seven reads. On PostgreSQL (READ COMMITTED: each
+    statement has a snapshot of its own in any case) they run in autocommit, without the BEGIN and
+    ROLLBACK round trips; on SQLite they keep their one snapshot, which costs no round trip."""
+    with shop.uow() as uow:
+        _add_till(uow, "till-m")
+        uow.commit()
+    db = app.extensions["pos_loyalty"].db
+    with shop.uow(read_only=True, one_snapshot=False) as uow:
+        assert _till(uow, "till-m").name == "till-m"
+        assert _till(uow, "till-n") is None
+        used = uow.driver()[1]
+        if db.is_sqlite:
+            assert used.in_transaction  # one snapshot for all its reads
+        else:
+            assert used.autocommit is True and used.info.transaction_status == 0  # idle: no BEGIN was sent
+    if not db.is_sqlite:
+        assert used.autocommit is False  # back as every other pooled connection
+    with pytest.raises(ValueError):
+        shop.uow(one_snapshot=False)  # a writer's reads and writes are one transaction
+    assert _pools_idle(app)

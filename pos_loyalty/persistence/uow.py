@@ -38,15 +38,20 @@ class SqlUnitOfWork:
     a commit begins the next transaction, as a session would.
     """
 
-    def __init__(self, db: Database, *, read_only: bool = False, now=None, one_read: bool = False) -> None:
-        if one_read and not read_only:
-            raise ValueError("one_read is for a read-only unit of work")
+    def __init__(self, db: Database, *, read_only: bool = False, now=None, one_read: bool = False,
+                 one_snapshot: bool = True) -> None:
+        if (one_read or not one_snapshot) and not read_only:
+            raise ValueError("one_read and one_snapshot=False are for a read-only unit of work")
         self._now = now or repos.m.utcnow
         self._engine = db.reader if read_only else db.writer
         self.dialect = self._engine.dialect
         # ``one_read``: a single statement needs no transaction of its own. On PostgreSQL that
         # saves the BEGIN and the ROLLBACK, two of the four round trips of a till-token check.
-        self._one_read = one_read and not db.is_sqlite
+        # ``one_snapshot=False``: reads that need not all see the same moment. PostgreSQL's
+        # transactions (READ COMMITTED) give each statement a snapshot of its own anyway, so there
+        # they run in autocommit, two round trips fewer; SQLite's read transaction is one snapshot
+        # and costs no round trip, so it stays.
+        self._autocommit = (one_read or not one_snapshot) and not db.is_sqlite
         self._begin = None if one_read else db.begin_statement(read_only)
         self._lock = db.write_lock if (db.write_lock is not None and not read_only) else nullcontext()
         self._parking = db.parked_readers if read_only else db.parked_writer  # (SQLite's; None on PostgreSQL)
@@ -61,7 +66,7 @@ class SqlUnitOfWork:
         try:
             self._fairy = (self._parking is not None and self._parking.take()) or self._engine.raw_connection()
             self._dbapi = self._fairy.driver_connection
-            if self._one_read:
+            if self._autocommit:
                 self._dbapi.autocommit = True  # (back off before the connection returns to the pool)
             self._begin_on_driver()
         except BaseException:
@@ -115,7 +120,7 @@ class SqlUnitOfWork:
 
     def __exit__(self, *exc) -> None:
         try:
-            if self._one_read:  # (no transaction is open in autocommit: the flag can go back at once)
+            if self._autocommit:  # (no transaction is open in autocommit: the flag can go back at once)
                 try:
                     self._dbapi.autocommit = False
                 except self.dialect.loaded_dbapi.Error:  # a broken connection: the pool drops it on return
@@ -204,7 +209,7 @@ _REPOSITORIES: dict[str, Callable[[SqlUnitOfWork], Any]] = {
 
 
 def uow_factory(db: Database, now=None):
-    def make(read_only: bool = False, *, one_read: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(db, read_only=read_only, now=now, one_read=one_read)
+    def make(read_only: bool = False, *, one_read: bool = False, one_snapshot: bool = True) -> SqlUnitOfWork:
+        return SqlUnitOfWork(db, read_only=read_only, now=now, one_read=one_read, one_snapshot=one_snapshot)
 
     return make
