@@ -58,3 +58,51 @@ def test_a_model_change_without_a_migration_would_be_noticed(sqlite_template):
     finally:
         engine.dispose()
     assert [(d[0], d[2], d[3].name) for d in found] == [("add_column", "customers", "nickname")]
+
+
+def _stored_without_rowid(engine) -> bool:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'customer_products'")).scalar_one()
+    return sql.rstrip().upper().endswith("WITHOUT ROWID")
+
+
+def test_customers_favourites_survive_the_upgrade_that_stores_them_side_by_side(app, api, database_url):
+    """Migration 0008 rebuilds SQLite's ``customer_products`` in key order (WITHOUT ROWID, as the
+    model says), so a customer's favourites are read from a page or two. A shop upgrading keeps
+    every customer's favourites as they were; downgrading gives them back too."""
+    from alembic import command
+
+    from tests.support.factories import enrol, line, sale
+
+    anna, ben = enrol(api), enrol(api, "Ben Okafor")
+    for sku, times in (("BRD", 3), ("COF", 2), ("MLK", 1)):  # two customers' products, written in turns
+        for _ in range(times):
+            assert api.post("/transactions", json=sale(line(sku, 199), card=anna["card"])).status_code == 201
+            assert api.post("/transactions", json=sale(line(sku + "2", 99), card=ben["card"])).status_code == 201
+
+    def favourites() -> list:
+        return [api.get(f"/cards/{c['card']}").get_json()["favourites"] for c in (anna, ben)]
+
+    before = favourites()
+    assert [f["sku"] for f in before[0]] == ["BRD", "COF", "MLK"]
+    db = app.extensions["pos_loyalty"].db
+    db.dispose()
+    engine = create_engine(normalise_url(database_url))
+    cfg = alembic_config(engine)
+    try:
+        sqlite = engine.dialect.name == "sqlite"
+        assert Base.metadata.tables["customer_products"].dialect_options["sqlite"]["with_rowid"] is False  # the model
+        assert not sqlite or _stored_without_rowid(engine)  # what the migrations built
+        command.downgrade(cfg, "0007")
+        assert not sqlite or not _stored_without_rowid(engine)
+        assert favourites() == before
+        db.dispose()
+        command.upgrade(cfg, "head")
+        assert not sqlite or _stored_without_rowid(engine)
+        assert favourites() == before
+        assert api.post("/transactions", json=sale(line("MLK", 99), line("TEA", 99), card=anna["card"])).status_code == 201
+        assert [(f["sku"], f["visits"]) for f in favourites()[0]] == [("BRD", 3), ("COF", 2), ("MLK", 2), ("TEA", 1)]
+    finally:
+        engine.dispose()

@@ -275,6 +275,8 @@ class CustomerProduct(Base):
     """What a customer buys, kept current on every sale and return: the source of favourites."""
 
     __tablename__ = "customer_products"
+    # on SQLite stored in key order, a customer's rows side by side (migration 0008)
+    __table_args__ = {"sqlite_with_rowid": False}
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
