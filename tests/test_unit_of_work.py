@@ -212,7 +212,7 @@ def test_parking_keeps_no_more_connections_than_its_limit():
 
 
 def test_reads_that_need_no_common_snapshot_run_without_a_transaction_on_postgresql(app, shop):
-    """The cashier screen's card lookup is seven reads. On PostgreSQL (READ COMMITTED: each
+    """The cashier screen's card lookup is six reads. On PostgreSQL (READ COMMITTED: each
     statement has a snapshot of its own in any case) they run in autocommit, without the BEGIN and
     ROLLBACK round trips; on SQLite they keep their one snapshot, which costs no round trip."""
     with shop.uow() as uow:

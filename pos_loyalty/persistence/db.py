@@ -88,7 +88,8 @@ class Parking:
     till's busiest process. A unit of work on SQLite takes a parked connection instead and leaves
     it here when it ends, rolled back as the pool would. The connections stay checked out of the
     pool meanwhile, so the pool still bounds how many there are. ``pop`` and ``append`` on a list
-    are atomic, so threads share a parking without a lock of its own.
+    are atomic, so threads share a parking without a lock of its own (two readers leaving at once
+    may park one more than ``limit``; the writers' parking is used under the write lock).
 
     PostgreSQL's connections always go through the pool, which pings each before use: one that
     the server dropped is replaced there, and a file on the till's own disk has no such failure.

@@ -107,7 +107,7 @@ def customer_dict(customer, cards=()) -> dict[str, Any]:
 def card_summary(shop: Shop, card_number: str) -> dict[str, Any]:
     """Everything the cashier screen shows when this card is scanned. On SQLite its reads see one
     moment; on PostgreSQL each sees what was committed when it ran, as inside a READ COMMITTED
-    transaction, without the BEGIN and ROLLBACK (a lookup's seven round trips, not nine)."""
+    transaction, without the BEGIN and ROLLBACK (with the pool's ping, seven round trips, not nine)."""
     with shop.uow(read_only=True, one_snapshot=False) as uow:
         now = shop.now()
         customer = uow.customers.card_holder_with_visits(card_number, rolling_since=now - ROLLING)
