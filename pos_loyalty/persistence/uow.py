@@ -80,7 +80,12 @@ class SqlUnitOfWork:
 
     def _begin_on_driver(self) -> None:
         if self._begin is not None:  # SQLite: BEGIN IMMEDIATE for a writer; PostgreSQL begins by itself
-            self._dbapi.execute(self._begin)
+            try:
+                self._dbapi.execute(self._begin)
+            except self.dialect.loaded_dbapi.OperationalError as e:
+                # another process (a misconfigured second till on the same file, a backup tool)
+                # held SQLite's write lock past the busy timeout: a 503 the till retries, as at commit
+                raise DatabaseBusy("the database is busy; try again") from e
         self._open = True
 
     def __getattr__(self, name: str):
