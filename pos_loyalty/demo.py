@@ -28,7 +28,7 @@ from .services.context import Shop
 from .services.customers import enrol_customer
 from .services.feedback import record_feedback, resolve_follow_up
 from .services.points import adjust_points, expire_points
-from .services.programme import add_reward, save_programme
+from .services.programme import add_reward, only_first_programme_stored, save_programme
 from .services.transactions import LineInput, ReturnRequest, SaleRequest, record_return, record_sale
 
 MANAGER = "manager"
@@ -261,7 +261,7 @@ def what_the_shop_holds(shop: Shop) -> list[str]:
             held.append("tills")
         if uow.rewards.all():
             held.append("rewards")
-        if uow.programmes.latest() is not None:
+        if uow.programmes.latest() is not None and not only_first_programme_stored(uow):  # (init's defaults are no shop data)
             held.append("a saved programme")
         return held
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from pos_loyalty import __version__
 from pos_loyalty.app import build_services, create_app
@@ -46,9 +47,9 @@ def till_env(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+def cli(env: dict[str, str], *args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*COMMAND, *args], env=env, input=stdin, capture_output=True, text=True, timeout=PROCESS_TIMEOUT
+        [*COMMAND, *args], env=env, input=stdin, capture_output=True, text=True, timeout=PROCESS_TIMEOUT, cwd=cwd
     )
 
 
@@ -216,9 +217,9 @@ def test_a_settings_file_named_by_POS_LOYALTY_CONFIG_is_used(tmp_path):
 class Running:
     """A started ``pos-loyalty serve``: its output lines arrive on queues, read by two threads."""
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+    def __init__(self, env: dict[str, str], *args: str, cwd: Path | None = None) -> None:
         self.process = subprocess.Popen(
-            [*COMMAND, "serve", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*COMMAND, "serve", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
         )
         self.stdout: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
@@ -274,11 +275,31 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
         return e.code, json.loads(e.read() or b"{}")
 
 
-def test_serve_answers_on_the_port_it_prints_logs_requests_without_card_numbers_and_stops_on_sigterm(tmp_path):
-    env = till_env(tmp_path / "till")
-    ok(cli(env, "init"))
-    server = Running(env, "--port", "0")
+def where_the_data_is(tmp_path: Path, database: str, request) -> tuple[dict[str, str], list[str], str | None]:
+    """A till's environment, the two lines naming its data that start-up must print, and the
+    password that must never be printed."""
+    if database == "sqlite, the data directory given relative":
+        env = till_env(tmp_path / "till")
+        env["POS_LOYALTY_DATA_DIR"] = "till"  # as `make run` gives var/demo; the commands run in tmp_path
+        return env, [f"data directory: {tmp_path / 'till'}", f"database: sqlite:///{tmp_path / 'till' / 'loyalty.db'}"], None
+    url = make_url(request.getfixturevalue("throwaway_pg_url"))
+    if url.password is None:
+        url = url.set(password="s3cret-trust-ignores")  # the suite's server trusts 127.0.0.1: any password is let in
+    env = till_env(tmp_path / "till", database_url=url.render_as_string(hide_password=False))
+    masked = url.render_as_string(hide_password=True)  # SQLAlchemy's own masking: user:***@host
+    return env, [f"data directory: {tmp_path / 'till'}", f"database: {masked}"], url.password
+
+
+@pytest.mark.parametrize("database", ["sqlite, the data directory given relative", "postgresql, the URL with a password"])
+def test_serve_prints_where_the_data_is_answers_on_the_port_it_prints_logs_requests_without_card_numbers_and_stops_on_sigterm(
+    tmp_path, database, request
+):
+    env, data_lines, password = where_the_data_is(tmp_path, database, request)
+    ok(cli(env, "init", cwd=tmp_path))
+    server = Running(env, "--port", "0", cwd=tmp_path)
     try:
+        for line in data_lines:
+            server.wait_for_line("^" + re.escape(line) + "$")
         found = server.wait_for_line(r"API: (http://127\.0\.0\.1:(\d+))/api/v1/")
         base, port = found.group(1), int(found.group(2))
         assert port != 0
@@ -288,6 +309,7 @@ def test_serve_answers_on_the_port_it_prints_logs_requests_without_card_numbers_
         assert health["version"] == __version__
         assert health["database"]["reachable"] is True
         assert health["schema"]["revision"] == head_revision()
+        assert password is None or password not in json.dumps(health)
 
         status, _ = get(base + "/api/v1/cards/2712345678905")  # no till token: refused, but logged
         assert status == 401
@@ -300,6 +322,24 @@ def test_serve_answers_on_the_port_it_prints_logs_requests_without_card_numbers_
     assert re.search(r"GET /api/v1/health 200 ", stderr)
     assert re.search(r"GET /api/v1/cards/\*{9}8905 401 ", stderr)
     assert "2712345678905" not in stderr
+    assert password is None or password not in stdout + stderr
+    assert (tmp_path / "till" / "secret_key").exists()  # the directory printed is the one in use
+
+
+def test_start_up_names_the_data_directory_and_the_database_file_by_absolute_paths_and_masks_the_password(
+    tmp_path, monkeypatch
+):
+    from pos_loyalty.cli.server import describe
+
+    monkeypatch.chdir(tmp_path)
+    demo = load_settings({"data_dir": "var/demo"}, environ={})
+    assert describe(demo) == f"data directory: {tmp_path / 'var' / 'demo'}\ndatabase: sqlite:///{tmp_path / 'var' / 'demo' / 'loyalty.db'}"
+    own_file = load_settings({"data_dir": "var/demo", "database_url": "sqlite:///shop.db?timeout=20"}, environ={})
+    assert describe(own_file).splitlines()[1] == f"database: sqlite:///{tmp_path / 'shop.db'}?timeout=20"
+    absolute = load_settings({"data_dir": tmp_path / "till", "database_url": f"sqlite:///{tmp_path / 'shop.db'}"}, environ={})
+    assert describe(absolute) == f"data directory: {tmp_path / 'till'}\ndatabase: sqlite:///{tmp_path / 'shop.db'}"
+    store = load_settings({"data_dir": "till", "database_url": "postgresql://till:s3cret@db.example:5432/store"}, environ={})
+    assert describe(store) == f"data directory: {tmp_path / 'till'}\ndatabase: postgresql://till:***@db.example:5432/store"
 
 
 def test_serve_refuses_to_start_on_a_database_that_was_not_initialised(tmp_path):
@@ -393,6 +433,8 @@ def test_demo_fills_an_empty_database_prints_the_logins_and_only_ever_does_it_on
             assert len(q("SELECT id FROM tills")) == 1
             kinds = dict(q("SELECT kind, count(*) FROM transactions GROUP BY kind"))
             assert kinds["sale"] >= 500 and kinds["return"] >= 3
+            first, last = q("SELECT min(occurred_at), max(occurred_at) FROM transactions WHERE kind = 'sale'")[0]
+            assert dt.datetime.fromisoformat(last) - dt.datetime.fromisoformat(first) >= dt.timedelta(days=360)  # a year of purchases
             assert q("SELECT count(*) FROM transaction_lines WHERE quantity_milli % 1000 != 0")[0][0] > 0  # weighed
             assert q("SELECT sum(points) FROM transaction_lines WHERE category = 'tobacco'")[0][0] == 0
             assert q("SELECT count(*) FROM redemptions")[0][0] > 0

@@ -4,17 +4,32 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import click
 
+from ..config import SQLITE_PREFIX
 from . import Context, main, pass_ctx
 
 log = logging.getLogger("pos_loyalty.server")
 
 
 def describe(settings) -> str:
-    """Where this till keeps its data, printed at start-up (the database password masked)."""
-    return f"data directory: {settings.data_dir}\ndatabase: {settings.masked_database_url}"
+    """Where this till keeps its data, printed at start-up (the database password masked).
+
+    Paths are printed absolute, resolved from the directory the command was started in: a
+    relative ``var/demo`` says nothing to whoever reads a supervisor's log later, or runs the
+    next command from elsewhere and wonders where the customers went."""
+    database = absolute_sqlite_url(settings) if settings.is_sqlite else settings.masked_database_url
+    return f"data directory: {settings.data_dir.resolve()}\ndatabase: {database}"
+
+
+def absolute_sqlite_url(settings) -> str:
+    """The SQLite database's URL with the file's path resolved as it is opened: relative to the
+    current directory. (A SQLite URL has no password to mask.)"""
+    url = settings.effective_database_url
+    path, sep, query = url[len(SQLITE_PREFIX):].partition("?")
+    return f"{SQLITE_PREFIX}{Path(path).resolve()}{sep}{query}"
 
 
 def say(text: str) -> None:
@@ -64,7 +79,20 @@ def init(ctx: Context) -> None:
         say(f"database created (revision {after})")
     else:
         say(f"schema upgraded from {before} to {after}")
+    _store_first_programme(ctx)
     _build_report_summaries(ctx)
+
+
+def _store_first_programme(ctx: Context) -> None:
+    """The built-in programme saved as version 1 if none is stored, so every sale records a version."""
+    from ..services.programme import store_first_programme
+
+    try:
+        saved = store_first_programme(ctx.services.shop)
+    finally:
+        ctx.services.db.dispose()
+    if saved is not None:
+        say(f"programme version {saved.version_id} saved: the built-in defaults, until a manager changes them")
 
 
 def _build_report_summaries(ctx: Context) -> None:

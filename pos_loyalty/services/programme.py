@@ -16,7 +16,7 @@ def _version(uow: UnitOfWork, version_id: int) -> Programme:
     programme = parsed.get(version_id)
     if programme is None:
         row = uow.programmes.row(version_id)
-        programme = parsed[version_id] = Programme.from_dict(row.data, version_id=row.id)
+        programme = parsed[version_id] = Programme.from_dict(row.data, version_id=row.id, stored=True)
     return programme
 
 
@@ -60,6 +60,29 @@ def save_programme(shop: Shop, data: dict[str, Any], *, actor: str) -> Programme
         uow.audit.record(actor, "programme.save", "programme", str(row.id), before.to_dict(), programme.to_dict())
         uow.commit()
         return Programme.from_dict(row.data, version_id=row.id)
+
+
+FIRST_VERSION_BY = "pos-loyalty init"
+
+
+def store_first_programme(shop: Shop) -> Programme | None:
+    """Save the built-in defaults as the first version on a database that has none, so the very
+    first sale records the version it was computed under (a null version ties an award to no
+    stored rules). None when a version is stored already: running it again changes nothing."""
+    with shop.uow() as uow:
+        if uow.programmes.latest() is not None:
+            return None
+        row = uow.programmes.add(DEFAULT_PROGRAMME.to_dict(), created_by=FIRST_VERSION_BY)
+        uow.audit.record(FIRST_VERSION_BY, "programme.save", "programme", str(row.id), None, DEFAULT_PROGRAMME.to_dict())
+        uow.commit()
+        return Programme.from_dict(row.data, version_id=row.id)
+
+
+def only_first_programme_stored(uow: UnitOfWork) -> bool:
+    """Whether the one version stored is the defaults ``store_first_programme`` saved: a database
+    no one has set up yet (``demo --if-empty`` may still fill it)."""
+    rows = uow.programmes.history(limit=2)
+    return len(rows) == 1 and rows[0].created_by == FIRST_VERSION_BY
 
 
 # -- rewards ---------------------------------------------------------------------------------------
