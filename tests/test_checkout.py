@@ -125,7 +125,7 @@ def test_a_promotion_bonus_needs_its_minimum_spend(api, shop):
     assert big["points"]["earned"] == 70
 
 
-def test_welcome_bonus_once_and_birthday_bonus_once_a_year(api, shop, clock):
+def test_welcome_bonus_once_and_birthday_bonus_once_a_birthday(api, shop, clock):
     programme(shop, welcome_bonus=100, birthday_bonus=200)
     anna = enrol(api, birthday="1990-06-16")
     first = api.post("/transactions", json=sale(line("COF", 100), card=anna["card"])).get_json()
@@ -134,6 +134,40 @@ def test_welcome_bonus_once_and_birthday_bonus_once_a_year(api, shop, clock):
     assert first["birthday_week"] is True
     second = api.post("/transactions", json=sale(line("COF", 100), card=anna["card"])).get_json()
     assert second["points"]["breakdown"]["bonuses"] == []
+
+
+def birthday_bonus_paid(api, clock, card: str, year: int, month: int, day: int) -> bool:
+    """A purchase at noon on that day: whether it paid the birthday bonus."""
+    clock.now = dt.datetime(year, month, day, 12, 0, tzinfo=dt.timezone.utc)
+    answer = api.post("/transactions", json=sale(line("COF", 100), card=card, at=clock.now)).get_json()
+    return [b["cause"] for b in answer["points"]["breakdown"]["bonuses"]] == ["birthday"]
+
+
+def test_a_new_year_s_day_birthday_pays_once_though_its_week_spans_two_years(api, shop, clock):
+    programme(shop, birthday_bonus=200, birthday_window_days=3)
+    anna = enrol(api, birthday="1990-01-01")
+    assert birthday_bonus_paid(api, clock, anna["card"], 2027, 12, 30)
+    assert not birthday_bonus_paid(api, clock, anna["card"], 2028, 1, 2)  # the same birthday, in the new year
+    assert birthday_bonus_paid(api, clock, anna["card"], 2028, 12, 29)  # the next one
+    assert sum(e["points"] for e in api.get(f"/customers/{anna['id']}/ledger").get_json() if e["cause"] == "birthday") == 400
+
+
+def test_a_new_year_s_eve_birthday_pays_each_year_though_both_fall_in_one_calendar_year(api, shop, clock):
+    programme(shop, birthday_bonus=200, birthday_window_days=3)
+    anna = enrol(api, birthday="1990-12-31")
+    assert birthday_bonus_paid(api, clock, anna["card"], 2027, 1, 2)  # the birthday of 31 December 2026
+    assert birthday_bonus_paid(api, clock, anna["card"], 2027, 12, 30)  # the birthday of 31 December 2027
+    assert not birthday_bonus_paid(api, clock, anna["card"], 2028, 1, 3)
+
+
+def test_a_29_february_birthday_pays_once_around_28_february_and_once_on_the_day_in_a_leap_year(api, shop, clock):
+    programme(shop, birthday_bonus=200, birthday_window_days=3)
+    anna = enrol(api, birthday="2000-02-29")
+    assert birthday_bonus_paid(api, clock, anna["card"], 2027, 2, 26)
+    assert not birthday_bonus_paid(api, clock, anna["card"], 2027, 3, 3)  # the week's last day: paid already
+    assert not birthday_bonus_paid(api, clock, anna["card"], 2027, 3, 4)  # past the week
+    assert birthday_bonus_paid(api, clock, anna["card"], 2028, 2, 29)
+    assert not birthday_bonus_paid(api, clock, anna["card"], 2028, 3, 2)
 
 
 def test_tier_multiplier_applies_once_the_rolling_spend_reaches_the_tier(api, shop):
@@ -192,3 +226,75 @@ def test_the_answer_shows_the_customer_as_the_card_lookup_sees_them_straight_aft
         check(answer)
         assert answer["birthday_week"] is True
     assert answer["tier"]["code"] == "silver"
+
+
+def test_the_same_percent_off_twice_is_refused_rather_than_charging_points_for_nothing(api, shop):
+    everything = reward(shop, "All free", kind="percent_off", percent=100, points_cost=30)
+    anna = enrol(api)
+    adjust(api, anna["id"], 100)
+    body = sale(line("COF", 300), card=anna["card"], rewards=[everything["id"], everything["id"]])
+    r = api.post("/transactions", json=body)
+    assert r.status_code == 422
+    assert r.content_type == "application/problem+json"
+    assert r.get_json()["errors"] == [{
+        "field": "rewards.1",
+        "message": "the reward 'All free' would take nothing off this basket (nothing it applies to is left to pay), "
+                   "so it would cost 30 points for nothing",
+    }]
+    assert api.get(f"/transactions/{body['id']}").status_code == 404
+    assert api.get(f"/cards/{anna['card']}").get_json()["balance"] == 100
+    once = api.post("/transactions", json=sale(line("COF", 300), card=anna["card"], rewards=[everything["id"]])).get_json()
+    assert once["discount"] == 300 and once["points"]["redeemed"] == 30
+
+
+def test_goods_the_programme_excludes_earn_nothing_whatever_case_the_till_sends(api, shop):
+    programme(shop, category_multipliers={"Organic": "2"})
+    anna = enrol(api)
+    body = api.post("/transactions", json=sale(
+        line("CIG", 800, category="Tobacco"), line("CIG", 800, category=" tobacco"), line("APL", 100, category="organic "),
+        line("COF", 300), card=anna["card"],
+    )).get_json()
+    assert [ln["points"] for ln in body["lines"]] == [0, 0, 2, 3]
+    assert body["points"]["earned"] == 5
+    assert [ln["category"] for ln in api.get(f"/transactions/{body['id']}").get_json()["lines"]] == ["Tobacco", " tobacco", "organic ", "drinks"]
+
+
+def test_a_reward_outside_its_dates_cannot_be_redeemed_and_costs_nothing(api, shop):
+    summer = reward(shop, "Summer coffee", points_cost=50, valid_from=dt.date(2026, 7, 1), valid_to=dt.date(2026, 8, 31))
+    spring = reward(shop, "Spring coffee", points_cost=50, valid_from=dt.date(2026, 3, 1), valid_to=dt.date(2026, 6, 14))
+    anna = enrol(api)
+    adjust(api, anna["id"], 100)
+    for offer in (summer, spring):  # on 15 June: not yet, and no longer
+        body = sale(line("COF", 250), card=anna["card"], rewards=[offer["id"]])
+        r = api.post("/transactions", json=body)
+        assert r.status_code == 422 and r.content_type == "application/problem+json"
+        assert r.get_json()["errors"] == [{"field": "rewards.0", "message": f"the reward {offer['name']!r} cannot be redeemed today in tier Member"}]
+        assert api.get(f"/transactions/{body['id']}").status_code == 404
+    assert api.get(f"/cards/{anna['card']}").get_json()["balance"] == 100
+
+
+def test_a_reward_offered_to_another_tier_cannot_be_redeemed_until_the_customer_reaches_it(api, shop):
+    programme(shop, tiers=[{"code": "member", "name": "Member", "min_spend": 0, "multiplier": "1"},
+                           {"code": "gold", "name": "Gold", "min_spend": 10000, "multiplier": "1"}])
+    gold_coffee = reward(shop, "Gold coffee", points_cost=50, tiers=["gold"])
+    anna = enrol(api)
+    adjust(api, anna["id"], 100)
+    body = sale(line("COF", 250), card=anna["card"], rewards=[gold_coffee["id"]])
+    r = api.post("/transactions", json=body)
+    assert r.status_code == 422
+    assert r.get_json()["errors"] == [{"field": "rewards.0", "message": "the reward 'Gold coffee' cannot be redeemed today in tier Member"}]
+    assert api.get(f"/transactions/{body['id']}").status_code == 404
+    assert api.get(f"/cards/{anna['card']}").get_json()["balance"] == 100
+    api.post("/transactions", json=sale(line("TV", 10000, category="electronics"), card=anna["card"]))  # now gold
+    redeemed = api.post("/transactions", json=sale(line("COF", 250), card=anna["card"], rewards=[gold_coffee["id"]]))
+    assert redeemed.status_code == 201 and redeemed.get_json()["rewards"][0]["discount"] == 250
+
+
+def test_a_sale_records_the_till_it_was_rung_up_on_and_the_cashier(api):
+    anna = enrol(api)
+    answer = api.post("/transactions", json=sale(line("COF", 250), card=anna["card"], cashier="jonas")).get_json()
+    assert (answer["till"], answer["cashier"]) == ("till-1", "jonas")
+    stored = api.get(f"/transactions/{answer['id']}").get_json()
+    assert (stored["till"], stored["cashier"]) == ("till-1", "jonas")
+    anonymous = api.post("/transactions", json=sale(line("COF", 250), cashier="mia")).get_json()
+    assert api.get(f"/transactions/{anonymous['id']}").get_json()["cashier"] == "mia"

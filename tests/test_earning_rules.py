@@ -89,6 +89,41 @@ def test_excluded_categories_and_free_lines_earn_nothing():
     assert result.eligible_spend == 300
 
 
+def test_excluded_goods_earn_nothing_however_the_till_spells_their_category():
+    result = earned(basket(("CIG", 800, MILLI, "Tobacco"), ("CIG2", 800, MILLI, " tobacco "), ("LOT", 200, MILLI, "LOTTERY"), ("COF", 300, MILLI)))
+    assert [ln.points for ln in result.lines] == [0, 0, 0, 3]
+    assert result.eligible_spend == 300
+    assert [ln.category for ln in result.lines] == ["Tobacco", " tobacco ", "LOTTERY", "drinks"]  # the line keeps what was sent
+    assert not SHOP.earns("TOBACCO") and not SHOP.earns("Gift-Cards\t") and SHOP.earns("drinks") and SHOP.earns(None)
+
+
+def test_multipliers_and_promotions_match_categories_and_skus_whatever_their_case():
+    programme = Programme(
+        category_multipliers={"Organic": Fraction(2)},
+        sku_multipliers={"bak-sour": Fraction(3)},
+        promotions=(Promotion("Wine week", DAY, DAY, bonus_points=50, categories=frozenset({"Wine"}), skus=frozenset({"cof"})),),
+    )
+    assert programme.product_multiplier("APL", " organic") == 2
+    assert programme.product_multiplier("BAK-SOUR ", "bakery") == 3
+    assert programme.product_multiplier("APL", "fruit") == 1
+    assert programme.promotions[0].covers("RED", "WINE") and programme.promotions[0].covers("COF", None)
+    assert not programme.promotions[0].covers("TEA", "drinks")
+    result = earned(basket(("APL", 100, MILLI, "ORGANIC"), ("BAK-Sour", 100, MILLI, "bakery")), programme)
+    assert [ln.points for ln in result.lines] == [2, 3]
+
+
+def test_a_programme_naming_one_category_twice_in_different_case_is_refused_but_a_stored_one_still_loads():
+    ambiguous = {**Programme().to_dict(), "category_multipliers": {"Wine": "2", "wine ": "3"}}
+    with pytest.raises(InvalidInput) as refused:
+        Programme.from_dict(ambiguous)
+    assert refused.value.field == "category_multipliers"
+    assert "'Wine' and 'wine' are the same name" in refused.value.message
+    with pytest.raises(InvalidInput) as refused:
+        Programme.from_dict({**Programme().to_dict(), "sku_multipliers": {"COF": "2", "cof": "2"}})
+    assert refused.value.field == "sku_multipliers"
+    assert Programme.from_dict(ambiguous, version_id=7, stored=True).version_id == 7  # saved before the rule: sales under it can still be returned
+
+
 def test_the_best_running_promotion_applies_and_the_tier_multiplies_on_top():
     programme = Programme(
         promotions=(
@@ -203,12 +238,45 @@ reward_offers = st.one_of(
 
 @settings(max_examples=100, deadline=None)
 @given(baskets(), st.lists(reward_offers, max_size=4))
-def test_rewards_never_leave_a_line_below_zero_nor_touch_excluded_lines(lines, offers):
-    discounted, applied = apply_rewards(lines, offers, SHOP)
+def test_rewards_never_leave_a_line_below_zero_nor_touch_excluded_lines_nor_cost_points_for_nothing(lines, offers):
+    try:
+        discounted, applied = apply_rewards(lines, offers, SHOP)
+    except InvalidInput as refused:  # the first reward that would take nothing off, and only it
+        first = int(refused.field.removeprefix("rewards."))
+        assert "would take nothing off" in refused.message
+        _, before = apply_rewards(lines, offers[:first], SHOP)
+        assert all(a.discount > 0 for a in before)
+        return
     assert all(ln.paid >= 0 for ln in discounted)
     assert all(ln.reward_discount == 0 for ln in discounted if not SHOP.earns(ln.category))
     assert sum(ln.reward_discount for ln in discounted) == sum(a.discount for a in applied)
-    assert all(a.discount >= 0 for a in applied)
+    assert all(a.discount > 0 for a in applied)
+
+
+def test_a_reward_that_would_take_nothing_off_is_refused_rather_than_charged():
+    everything = offer("percent_off", percent=100, name="Everything free")
+    lines, applied = apply_rewards(basket(("COF", 300, MILLI)), [everything], SHOP)
+    assert applied[0].discount == 300 and lines[0].paid == 0
+    with pytest.raises(InvalidInput) as refused:
+        apply_rewards(basket(("COF", 300, MILLI)), [everything, everything], SHOP)  # the second has nothing left to take
+    assert refused.value.field == "rewards.1"
+    assert refused.value.message == (
+        "the reward 'Everything free' would take nothing off this basket (nothing it applies to is left to pay), "
+        "so it would cost 10 points for nothing"
+    )
+    for basket_, reward in (
+        (basket(("CIG", 800, MILLI, "tobacco")), offer("amount_off", amount=500)),  # only excluded goods
+        (basket(("GUM", 5, MILLI)), offer("percent_off", percent=10)),  # 10% of 5 cents is 0
+        (basket(("COF", 0, MILLI)), offer("free_item", sku="COF")),  # a free item priced at nothing
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            apply_rewards(basket_, [reward], SHOP)
+        assert refused.value.field == "rewards.0"
+
+
+def test_a_free_item_matches_its_product_whatever_the_case_of_its_sku():
+    lines, applied = apply_rewards(basket(("cof", 250, MILLI)), [offer("free_item", sku="COF")], SHOP)
+    assert applied[0].discount == 250 and lines[0].sku == "cof"
 
 
 # -- returns -----------------------------------------------------------------------------------------

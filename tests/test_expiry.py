@@ -270,3 +270,37 @@ def test_the_server_runs_the_expiry_when_it_starts(app, api, clock):
         jobs.stop()
     assert results[0] == {"customers": 1, "points": 30}
     assert card(api, anna["card"])["balance"] == 0
+
+
+def test_the_server_runs_the_expiry_again_after_its_interval_not_only_when_it_starts(app, api, clock):
+    """The job waits its interval between runs (a day in service; a moment here). The test holds
+    the job after its first run, lets a second batch of points fall due, and waits on the second
+    run: no sleeping."""
+    anna = enrol(api)
+    adjust(api, anna["id"], 30)
+    clock.advance(days=400)
+    first_done, go_on, second_done = threading.Event(), threading.Event(), threading.Event()
+    results = []
+
+    def ran(result):
+        results.append(result)
+        if len(results) == 1:
+            first_done.set()
+            go_on.wait(timeout=60)  # (the job's own thread waits here while the test adds points)
+        else:
+            second_done.set()
+
+    jobs = DailyJobs(app.extensions["pos_loyalty"], interval=0.01, on_run=ran)
+    jobs.start()
+    try:
+        assert first_done.wait(timeout=60)
+        assert card(api, anna["card"])["balance"] == 0
+        adjust(api, anna["id"], 20)
+        clock.advance(days=400)
+        go_on.set()
+        assert second_done.wait(timeout=60)
+    finally:
+        go_on.set()
+        jobs.stop()
+    assert results[:2] == [{"customers": 1, "points": 30}, {"customers": 1, "points": 20}]
+    assert card(api, anna["card"])["balance"] == 0

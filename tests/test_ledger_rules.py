@@ -11,6 +11,7 @@ from pos_loyalty.domain.ledger import (
     Entry,
     add_months,
     birthday_in,
+    birthday_week_start,
     expiry_for,
     in_birthday_week,
     last_valid_day,
@@ -18,6 +19,7 @@ from pos_loyalty.domain.ledger import (
     still_reversible,
     sum_points,
 )
+from pos_loyalty.domain.timing import EARLIEST, LATEST
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.timezone.utc
@@ -121,6 +123,34 @@ def test_birthday_week_wraps_the_new_year_and_keeps_29_february():
     assert in_birthday_week(dt.date(2027, 1, 2), dt.date(1990, 12, 31), 3)
     assert not in_birthday_week(dt.date(2026, 6, 20), dt.date(1990, 6, 16), 3)
     assert not in_birthday_week(dt.date(2026, 6, 20), None, 3)
+
+
+def test_each_birthday_has_one_week_whichever_calendar_year_its_days_fall_in():
+    new_year = dt.date(1990, 1, 1)
+    assert birthday_week_start(dt.date(2027, 12, 30), new_year, 3) == dt.date(2027, 12, 29)
+    assert birthday_week_start(dt.date(2028, 1, 2), new_year, 3) == dt.date(2027, 12, 29)  # the same birthday
+    old_year = dt.date(1990, 12, 31)
+    assert birthday_week_start(dt.date(2027, 1, 2), old_year, 3) == dt.date(2026, 12, 28)
+    assert birthday_week_start(dt.date(2027, 12, 30), old_year, 3) == dt.date(2027, 12, 28)  # the next birthday
+    leap = dt.date(2000, 2, 29)
+    assert birthday_week_start(dt.date(2027, 3, 3), leap, 3) == dt.date(2027, 2, 25)  # kept on 28 February
+    assert birthday_week_start(dt.date(2027, 3, 4), leap, 3) is None
+    assert birthday_week_start(dt.date(2028, 3, 3), leap, 3) == dt.date(2028, 2, 26)
+    assert birthday_week_start(dt.date(2026, 6, 20), None, 3) is None
+
+
+@given(
+    st.datetimes(min_value=EARLIEST.replace(tzinfo=None), max_value=LATEST.replace(tzinfo=None), timezones=st.just(UTC)),
+    st.integers(1, 120),
+    st.sampled_from([UTC, BERLIN, ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Pacific/Pago_Pago")]),
+    st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2026, 12, 31)),
+    st.integers(0, 15),
+)
+def test_every_date_a_till_may_send_has_an_expiry_date_and_a_birthday_week(occurred_at, months, zone, birthday, window):
+    expires = expiry_for(occurred_at, months, zone)
+    assert expires > occurred_at
+    assert last_valid_day(expires, zone) >= occurred_at.astimezone(zone).date()
+    birthday_week_start(occurred_at.astimezone(zone).date(), birthday, window)  # (no overflow at either end of a year)
 
 
 _dates = st.sampled_from([None, JAN, MAR, JAN + dt.timedelta(days=400)])

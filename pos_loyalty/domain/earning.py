@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Mapping, Sequence
 
 from .errors import InvalidInput
-from .programme import Programme, Promotion, Tier
+from .programme import Programme, Promotion, Tier, name_key
 
 MILLI = 1000
 
@@ -158,14 +158,18 @@ def apply_rewards(
     lines: Sequence[Line], rewards: Sequence[RewardOffer], programme: Programme
 ) -> tuple[list[Line], list[AppliedReward]]:
     """Take each reward's discount off the basket. Excluded categories are never discounted and a
-    reward never takes the total below zero: it is capped at what is left to pay."""
+    reward never takes the total below zero: it is capped at what is left to pay.
+
+    A reward that would take nothing off (the same percent-off twice when the first left nothing
+    to discount, an amount off a basket already at zero, a free item priced at zero) is refused:
+    its points would buy the customer nothing."""
     lines = list(lines)
     applied = []
     for i, reward in enumerate(rewards):
         eligible = [j for j, ln in enumerate(lines) if programme.earns(ln.category) and ln.paid > 0]
         remaining = sum(lines[j].paid for j in eligible)
         if reward.kind == "free_item":
-            matches = [j for j in eligible if lines[j].sku == reward.sku]
+            matches = [j for j in eligible if reward.sku is not None and name_key(lines[j].sku) == name_key(reward.sku)]
             if not matches:
                 raise InvalidInput(f"the reward {reward.name!r} needs {reward.sku} in the basket", field=f"rewards.{i}")
             j = matches[0]
@@ -183,6 +187,12 @@ def apply_rewards(
             shares = split_proportionally(discount, [lines[j].paid for j in eligible])
             for j, share in zip(eligible, shares):
                 lines[j] = replace(lines[j], reward_discount=lines[j].reward_discount + share)
+        if discount <= 0:
+            raise InvalidInput(
+                f"the reward {reward.name!r} would take nothing off this basket (nothing it applies to is left to pay), "
+                f"so it would cost {reward.points_cost} points for nothing",
+                field=f"rewards.{i}",
+            )
         applied.append(AppliedReward(reward.id, reward.name, reward.points_cost, discount))
     return lines, applied
 
@@ -227,13 +237,13 @@ def visit_bonuses(programme: Programme, *, welcome_due: bool, birthday_due: bool
 
 def best_promotion_multiplier(promotions: Sequence[Promotion], day: dt.date, line: Line) -> Fraction:
     """Promotion multipliers do not stack: the best one running today for this line applies."""
-    for promo in _multiplying_promotions(promotions, day):
+    for promo in multiplying_promotions(promotions, day):
         if promo.covers(line.sku, line.category):
             return promo.multiplier
     return Fraction(1)
 
 
-def _multiplying_promotions(promotions: Sequence[Promotion], day: dt.date) -> list[Promotion]:
+def multiplying_promotions(promotions: Sequence[Promotion], day: dt.date) -> list[Promotion]:
     """The promotions running on ``day`` that raise the multiplier above 1, best first (a stable
     sort: of equal multipliers the earlier promotion comes first). The first that covers a line is
     its best multiplier."""
@@ -293,7 +303,7 @@ def compute_earning(
         rate_num, rate_den = rate.numerator, rate.denominator
     promotions = [
         (promo, promo.multiplier.numerator, promo.multiplier.denominator)
-        for promo in _multiplying_promotions(programme.promotions, day)
+        for promo in multiplying_promotions(programme.promotions, day)
     ]
     earns, product_multiplier = programme.earns, programme.product_multiplier
     earning = []  # (line index, paid * points_per_unit * product numerator, its denominator, promotion num, den)

@@ -142,13 +142,23 @@ def birthday_in(year: int, birthday: dt.date) -> dt.date:
     return birthday.replace(year=year)
 
 
-def in_birthday_week(day: dt.date, birthday: dt.date | None, window_days: int) -> bool:
+def birthday_week_start(day: dt.date, birthday: dt.date | None, window_days: int) -> dt.date | None:
+    """The first day of the birthday week ``day`` falls in, or None if it falls in none. The week
+    is ``window_days`` either side of the birthday, and may reach into the next or the last year
+    (a 1 January birthday's week starts in December): each birthday has its own week, so "once a
+    birthday" is once per week start, whatever the calendar year."""
     if birthday is None:
-        return False
+        return None
     for year in (day.year - 1, day.year, day.year + 1):
-        if abs((birthday_in(year, birthday) - day).days) <= window_days:
-            return True
-    return False
+        if dt.MINYEAR <= year <= dt.MAXYEAR:
+            occurrence = birthday_in(year, birthday)
+            if abs((occurrence - day).days) <= window_days:
+                return occurrence - dt.timedelta(days=window_days)
+    return None
+
+
+def in_birthday_week(day: dt.date, birthday: dt.date | None, window_days: int) -> bool:
+    return birthday_week_start(day, birthday, window_days) is not None
 
 
 def sum_points(entries: Sequence[Entry]) -> int:

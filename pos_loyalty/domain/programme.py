@@ -3,6 +3,11 @@
 A programme is saved as a new version every time it changes; each sale records the version it
 was computed under, so every past award can be explained and a policy change never rewrites
 points already earned. Multipliers are exact decimals (``Fraction``), never floats.
+
+Categories and SKUs are matched by ``name_key``: trimmed and without regard to case. A manager
+types them into the programme and every till sends its own spelling; "Tobacco" or " tobacco" from
+a till must not earn points on goods the programme excludes as "tobacco". The line keeps what the
+till sent; only the comparison forgives.
 """
 from __future__ import annotations
 
@@ -15,6 +20,16 @@ from .errors import InvalidInput
 
 MAX_MULTIPLIER = Fraction(100)
 ONE = Fraction(1)
+
+
+def name_key(name: str) -> str:
+    """What a category or SKU is compared by: no surrounding spaces, no case (``casefold``, so
+    "STRASSE" and "straße" are one name too)."""
+    return name.strip().casefold()
+
+
+def _keyed(multipliers: dict[str, Fraction]) -> dict[str, Fraction]:
+    return {name_key(name): value for name, value in multipliers.items()}
 
 
 def parse_multiplier(value: Any, where: str) -> Fraction:
@@ -79,6 +94,12 @@ class Promotion:
     min_spend: int = 0  # minor units of eligible spend, for the fixed bonus
     categories: frozenset[str] = frozenset()  # empty = every eligible line
     skus: frozenset[str] = frozenset()
+    _category_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    _sku_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_category_keys", frozenset(map(name_key, self.categories)))
+        object.__setattr__(self, "_sku_keys", frozenset(map(name_key, self.skus)))
 
     def runs_on(self, day: dt.date) -> bool:
         return self.starts_on <= day <= self.ends_on and (not self.weekdays or day.weekday() in self.weekdays)
@@ -86,7 +107,7 @@ class Promotion:
     def covers(self, sku: str, category: str | None) -> bool:
         if not self.categories and not self.skus:
             return True
-        return sku in self.skus or (category is not None and category in self.categories)
+        return name_key(sku) in self._sku_keys or (category is not None and name_key(category) in self._category_keys)
 
 
 @dataclass(frozen=True)
@@ -115,17 +136,26 @@ class Programme:
     cashier_goodwill_limit: int = 100
     manager_goodwill_limit: int = 100_000
     point_value_minor: Fraction = Fraction(1)  # what one point is worth, in minor units
+    # the names above by ``name_key``, for the rules to look up (the names as typed are stored)
+    _excluded_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    _category_keys: dict[str, Fraction] = field(init=False, repr=False, compare=False)
+    _sku_keys: dict[str, Fraction] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_excluded_keys", frozenset(map(name_key, self.excluded_categories)))
+        object.__setattr__(self, "_category_keys", _keyed(self.category_multipliers))
+        object.__setattr__(self, "_sku_keys", _keyed(self.sku_multipliers))
 
     # -- rules -------------------------------------------------------------------------------
     def product_multiplier(self, sku: str, category: str | None) -> Fraction:
-        if sku in self.sku_multipliers:
-            return self.sku_multipliers[sku]
-        if category is not None and category in self.category_multipliers:
-            return self.category_multipliers[category]
+        if self._sku_keys and (multiplier := self._sku_keys.get(name_key(sku))) is not None:
+            return multiplier
+        if category is not None and self._category_keys and (multiplier := self._category_keys.get(name_key(category))) is not None:
+            return multiplier
         return ONE
 
     def earns(self, category: str | None) -> bool:
-        return category is None or category not in self.excluded_categories
+        return category is None or name_key(category) not in self._excluded_keys
 
     def tier_for(self, rolling_spend: int) -> Tier:
         current = self.tiers[0]
@@ -180,8 +210,12 @@ class Programme:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], version_id: int | None = None) -> "Programme":
-        """Build and check a programme; raises InvalidInput naming the field at fault."""
+    def from_dict(cls, data: dict[str, Any], version_id: int | None = None, *, stored: bool = False) -> "Programme":
+        """Build and check a programme; raises InvalidInput naming the field at fault.
+
+        ``stored``: a version read back from the database. It was checked when it was saved, by
+        the rules of then; a check added since (two multipliers for one name in different case)
+        must not stop it loading, or no sale made under it could be returned."""
         if not isinstance(data, dict):
             raise InvalidInput("the programme must be an object", field="programme")
         known = set(cls().to_dict())
@@ -194,7 +228,15 @@ class Programme:
             raw = d.get(key) or {}
             if not isinstance(raw, dict):
                 raise InvalidInput("must map names to multipliers", field=key)
-            return {str(k).strip(): parse_multiplier(v, f"{key}.{k}") for k, v in raw.items()}
+            parsed = {str(k).strip(): parse_multiplier(v, f"{key}.{k}") for k, v in raw.items()}
+            if not stored:
+                seen: dict[str, str] = {}
+                for name in sorted(parsed):
+                    if (other := seen.setdefault(name_key(name), name)) != name:
+                        raise InvalidInput(
+                            f"{other!r} and {name!r} are the same name (case and spaces are ignored): keep one", field=key
+                        )
+            return parsed
 
         promotions = []
         for i, p in enumerate(d.get("promotions") or []):

@@ -16,8 +16,9 @@ from typing import Any, Sequence
 
 from ..domain import earning as E
 from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidInput, NotFound
-from ..domain.ledger import Entry, expiry_for, in_birthday_week, replay, still_reversible
+from ..domain.ledger import Entry, birthday_week_start, expiry_for, replay, still_reversible
 from ..domain.programme import Programme
+from ..domain.timing import CLOCK_TOLERANCE, check_occurred_at
 from .context import Shop, UnitOfWork
 from .lots import open_lots
 from .programme import current_programme, offer_of, programme_as_of, programme_version
@@ -165,6 +166,8 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             return _replay(existing, request_hash, "sale")
         if request.currency != shop.currency:
             raise InvalidInput(f"this shop's points are earned in {shop.currency}, not {request.currency}", field="currency")
+        now = shop.now()
+        check_occurred_at(request.occurred_at, now)
         if request.rewards and not request.card_number:
             raise InvalidInput("a reward can only be redeemed with the customer's card", field="rewards")
         customer = None
@@ -183,15 +186,15 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             for i, li in enumerate(request.lines)
         ]
         E.check_lines(lines)
-        now = shop.now()
         day = shop.local_date(request.occurred_at)
         tier = programme.tiers[0]
         rolling_before = rolling_now = balance_before = 0
         reward_rows = []
         if customer is not None:
+            birthday_week = birthday_week_start(day, customer.birthday, programme.birthday_window_days) if programme.birthday_bonus else None
             rolling_before, rolling_now, welcome_held, birthday_held = uow.transactions.sale_history(
                 customer.id, spend_after=(request.occurred_at - ROLLING, now - ROLLING),
-                birthday_since=dt.datetime(day.year, 1, 1, tzinfo=shop.timezone),
+                birthday_since=now if birthday_week is None else _birthday_counted_since(shop, birthday_week),
             )
             tier = programme.tier_for(rolling_before)
             balance_before = customer.balance
@@ -214,7 +217,8 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
 
         if customer is not None:
             earning = E.compute_earning(
-                lines, programme, tier=tier, day=day, extra_bonuses=_visit_bonuses(customer, programme, day, welcome_held, birthday_held)
+                lines, programme, tier=tier, day=day,
+                extra_bonuses=_visit_bonuses(programme, welcome_held, birthday_week is not None, birthday_held),
             )
         else:
             earning = E.Earning(lines=lines, base=0, promotion=0, tier=0, eligible_spend=0)
@@ -299,10 +303,20 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
         return tx["response"]
 
 
-def _visit_bonuses(customer, programme: Programme, day: dt.date, welcome_held: int, birthday_held: int) -> list[E.Bonus]:
-    """Welcome: until one is held (a full return takes it back). Birthday: once a calendar year
-    (``birthday_held``: the birthday points since the start of the sale's local year)."""
-    birthday_week = bool(programme.birthday_bonus) and in_birthday_week(day, customer.birthday, programme.birthday_window_days)
+def _birthday_counted_since(shop: Shop, week_start: dt.date) -> dt.datetime:
+    """From when birthday points already held mean this birthday has paid: the start of its week
+    (local midnight), less the day a till's stamp may run ahead of the shop's clock (the bonus's
+    entry is dated by the shop's clock). The last birthday's week ended eleven months before, so
+    its bonus never counts against this one; a 1 January birthday's week that starts in December
+    pays once, not once in each year it touches."""
+    return dt.datetime.combine(week_start, dt.time(), tzinfo=shop.timezone) - CLOCK_TOLERANCE
+
+
+def _visit_bonuses(programme: Programme, welcome_held: int, birthday_week: bool, birthday_held: int) -> list[E.Bonus]:
+    """Welcome: until one is held (a full return takes it back). Birthday: once a birthday, in its
+    week (``birthday_held``: the birthday points held since that week began; a full return of the
+    sale that paid it takes it back, and a later sale in the week earns it again)."""
+    birthday_week = bool(programme.birthday_bonus) and birthday_week
     if not programme.welcome_bonus and not birthday_week:
         return []
     return E.visit_bonuses(
@@ -344,6 +358,7 @@ def _record_return(shop: Shop, original_id: str, request: ReturnRequest, request
         existing = uow.transactions.get(request.id)
         if existing is not None:
             return _replay(existing, request_hash, "return")
+        check_occurred_at(request.occurred_at, shop.now())
         # Lock order everywhere: the sale row, then the customer. Two returns of one sale queue here.
         original = uow.transactions.get_for_update(original_id)
         if original is None:
@@ -498,6 +513,7 @@ def claim_transaction(shop: Shop, transaction_id: str, card_number: str) -> dict
             raise Conflict("this sale has been returned, so it cannot be claimed", field="transaction_id")
         window = dt.timedelta(days=current_programme(uow).claim_window_days)
         now = shop.now()
+        check_occurred_at(tx.occurred_at, now)  # (a sale stored before the rule, or the shop's clock set back since)
         if now - tx.occurred_at > window:
             raise Conflict(f"a sale can be claimed within {window.days} days; this one is older", field="transaction_id")
         customer = uow.customers.get_for_update(_card_holder_for_sale(uow, card_number).id)  # the claim changes it as an object
