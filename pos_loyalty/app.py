@@ -65,7 +65,8 @@ class Services:
             from .printing import PrintQueue
 
             self.printer = PrintQueue(
-                self.shop, self.settings.printer_url, profile=self.settings.printer_profile, options=self.receipt_options
+                self.shop, self.settings.printer_url, profile=self.settings.printer_profile, options=self.receipt_options,
+                station=self.settings.station,
             )
             self.printer.start()
 

@@ -7,7 +7,9 @@ lives, versioned, in the database.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import socket
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field, fields, replace
@@ -22,6 +24,23 @@ ENV_PREFIX = "POS_LOYALTY_"
 
 class ConfigError(Exception):
     """Configuration that cannot work; the message is one sentence for the person starting it."""
+
+
+STATION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def default_station() -> str:
+    """This machine's host name, as a station name: the first part, cut to what a station may be.
+
+    One service runs per till and each till is its own machine, so the host name tells the tills
+    apart without anyone setting anything, and it survives a restart, which must find the
+    receipts it left queued. An odd host name is made into a valid one rather than refusing to
+    start; ``station`` is set by hand where two services share a machine or a replaced till PC
+    should take over the old one's queue.
+    """
+    name = socket.gethostname().split(".", 1)[0]
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", name).lstrip("._-")[:64]
+    return name or "till"
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -52,7 +71,11 @@ class Settings:
     printer_profile: str = "TM-T88V"
     printer_columns: int = 42
     scanner_url: str = ""
-    feedback_url: str = "https://example.invalid/rate"
+    feedback_url: str = ""  # empty: receipts invite no rating until the shop names its rating page
+    station: str = field(default_factory=default_station)
+    """Which service instance this is, among the tills sharing one database: each receipt is
+    queued for the station whose printer prints it, and only that station's print queue and
+    Devices page deal with it. Defaults to the host name (see :func:`default_station`)."""
 
     # -- derived -------------------------------------------------------------------------------
     @property
@@ -222,6 +245,14 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"The log level must be one of {', '.join(LOG_LEVELS)}, not {s.log_level!r}.")
     if s.printer_columns not in {32, 42, 48}:
         raise ConfigError(f"printer_columns must be 32, 42 or 48, not {s.printer_columns}.")
+    if s.feedback_url and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", s.feedback_url):
+        raise ConfigError(
+            f"feedback_url must be the web address of the shop's rating page (https://...), not {s.feedback_url!r}."
+        )
+    if not STATION_PATTERN.fullmatch(s.station):
+        raise ConfigError(
+            f"The station name must be 1 to 64 letters, digits, dots, dashes or underscores (like till-2), not {s.station!r}."
+        )
 
 
 def ensure_data_dir(s: Settings) -> Settings:

@@ -90,6 +90,7 @@ def test_the_database_password_is_never_shown(url, masked):
         ({"POS_LOYALTY_CURRENCY": "euro"}, "ISO 4217"),
         ({"POS_LOYALTY_CARD_PREFIX": "99"}, "The card prefix must be two digits from 20 to 29"),
         ({"POS_LOYALTY_HOST": " "}, "The host to listen on is empty"),
+        ({"POS_LOYALTY_FEEDBACK_URL": "shop.example/rate"}, "feedback_url must be the web address of the shop's rating page"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_with_one_sentence(environ, says):
@@ -134,3 +135,10 @@ def test_a_directory_given_as_the_settings_file_is_refused(tmp_path):
 
 def test_port_0_asks_for_any_free_port():
     assert load_settings({"port": 0}, environ={}).port == 0
+
+
+def test_receipts_invite_no_rating_until_the_shop_names_its_rating_page(tmp_path):
+    """A placeholder address would print a QR code to nowhere on every receipt."""
+    assert load_settings(environ={}).feedback_url == ""
+    settings = load_settings(environ={"POS_LOYALTY_FEEDBACK_URL": "https://shop.example/rate?store=7"})
+    assert settings.feedback_url == "https://shop.example/rate?store=7"

@@ -84,3 +84,18 @@ def test_scanner_listen_prints_scans_as_they_arrive(app):
         proc.wait(timeout=10)
         os.close(master)
         os.close(slave)
+
+
+def test_receipt_show_loyalty_only_prints_just_the_customers_statement(app, api):
+    zoe = enrol(api, name="Zoë Müller", language="de")
+    api.post("/transactions", json=sale(line("CRB", 250, description="Crème brûlée"), card=zoe["card"], id="S-block"))
+    out = run_cli(app, "receipt", "show", "S-block", "--loyalty-only", "--columns", "32")
+    assert out.returncode == 0, out.stderr
+    assert "Hallo Zoë!" in out.stdout and "Punktestand" in out.stdout
+    assert "Crème brûlée" not in out.stdout and "2,50 €" not in out.stdout  # the till prints its own items
+    assert all(len(ln) <= 32 for ln in out.stdout.splitlines())
+
+    api.post("/transactions", json=sale(line(), id="S-anon"))
+    anonymous = run_cli(app, "receipt", "show", "S-anon", "--loyalty-only")
+    assert anonymous.returncode == 0, anonymous.stderr
+    assert anonymous.stdout.strip() == "(an anonymous sale has no loyalty statement)"

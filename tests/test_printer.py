@@ -27,6 +27,7 @@ from pos_loyalty.domain.receipt import (
     lay_out_loyalty_block,
     lay_out_receipt,
 )
+from tests.support.device_files import stalled_device, unread_fifo
 from tests.support.escpos_capture import (
     CapturePrinter,
     PtyPrinter,
@@ -367,3 +368,30 @@ def _dummy_bytes(receipt: Receipt) -> bytes:
     dummy = Dummy(profile=PROFILE)
     render_escpos(receipt, dummy)
     return dummy.output
+
+
+def test_a_device_printer_that_stops_taking_data_fails_within_the_timeout(tmp_path):
+    with stalled_device(tmp_path) as url:
+        started = time.monotonic()
+        with pytest.raises(PrinterError, match=r"stopped taking data for 0\.3 s"):
+            print_receipt(a_receipt(), url, profile=PROFILE, timeout=QUICK)
+
+    assert time.monotonic() - started < PROMPTLY
+
+
+def test_a_device_nobody_is_reading_is_not_connected_and_says_so_at_once(tmp_path):
+    with unread_fifo(tmp_path) as url:
+        with pytest.raises(PrinterError, match="is not connected"):
+            print_receipt(a_receipt(), url, profile=PROFILE, timeout=QUICK)
+        status = printer_status(url, profile=PROFILE)
+
+    assert status["online"] is False and "not connected" in status["error"]
+
+
+def test_a_device_file_that_is_missing_is_not_created(tmp_path):
+    device = tmp_path / "lp0"
+
+    with pytest.raises(PrinterError, match="is not connected"):
+        print_receipt(a_receipt(), f"file://{device}", profile=PROFILE)
+
+    assert not device.exists()

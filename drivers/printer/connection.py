@@ -9,10 +9,17 @@ Printer URLs::
     dummy:                           prints nowhere (development)
 
 ``?status=off`` skips the paper/online query on printers that cannot answer ``DLE EOT``.
+
+Every backend is bounded by the ``timeout``: connecting, each write and each status read. A
+device file has no timeout of its own (a stalled ``/dev/usb/lp0``, or a FIFO nobody reads,
+blocks a plain write forever), so :class:`DeviceFile` opens it non-blocking and waits for it to
+take data with ``poll``.
 """
 from __future__ import annotations
 
+import errno
 import os
+import select
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -22,7 +29,7 @@ from escpos.capabilities import get_profile
 from escpos.constants import RT_STATUS_ONLINE, RT_STATUS_PAPER
 from escpos.escpos import Escpos
 from escpos.exceptions import Error as EscposError
-from escpos.printer import Dummy, File, Network, Serial
+from escpos.printer import Dummy, Network, Serial
 from serial import SerialTimeoutException
 
 from drivers.printer.render import DEFAULT_CODE_PAGE, render_escpos
@@ -117,8 +124,6 @@ def print_receipt(
             render_escpos(receipt, printer, code_page=code_page)
         except ValueError as error:
             raise PrinterError(f"{address.name}: {error}", printer=url) from error
-        if isinstance(printer, File):
-            printer.flush()
 
 
 def printer_status(url: str, *, profile: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, object]:
@@ -128,9 +133,7 @@ def printer_status(url: str, *, profile: str, timeout: float = DEFAULT_TIMEOUT) 
     try:
         address = parse_printer_url(url)
         if address.scheme == "file":
-            status["online"] = os.access(address.target, os.W_OK)
-            if not status["online"]:
-                status["error"] = f"{address.name} cannot be written to"
+            status["online"], status["error"] = _device_writable(address)
             return status
         with _connected(address, profile, timeout) as printer:
             status["online"] = True
@@ -216,10 +219,72 @@ def _backend(address: PrinterAddress, profile: str, timeout: float) -> Escpos:
         if address.scheme == "usb":
             return _usb_backend(address, profile, timeout)
         if address.scheme == "file":
-            return File(address.target, profile=profile)
+            return DeviceFile(address.target, timeout=timeout, profile=profile)
         return Dummy(profile=profile)
     except ValueError as error:
         raise PrinterError(f"{address.name}: {error}", printer=address.url) from None
+
+
+class DeviceFile(Escpos):
+    """A printer behind a device file (``/dev/usb/lp0``), every write bounded by ``timeout``.
+
+    python-escpos's ``File`` opens with a blocking ``open(path, "wb")``: a FIFO with no reader
+    blocks in the open, and a printer that stops taking data (paper out on a USB printer, a
+    FIFO whose reader stalled) blocks a write for good, holding the print worker, ``pos-loyalty
+    printer test`` and the panel's test page with it. Here the file is opened ``O_NONBLOCK``
+    (no reader: ENXIO at once) and a write the device will not take waits for ``poll`` to say
+    it can write, at most ``timeout`` seconds without progress; then :class:`TimeoutError`,
+    which the caller reports as a printer that stopped taking data, and the receipt is queued
+    like after any other fault. The bound is per stall, not per receipt: a slow printer that
+    keeps taking data finishes a long receipt.
+
+    Not created if missing (``O_CREAT``): an unplugged printer's device node is absent, and
+    writing receipts into a new plain file of that name would print nothing, silently.
+    """
+
+    def __init__(self, devfile: str, *, timeout: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.devfile = devfile
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    def open(self) -> None:
+        self.close()
+        self._fd = os.open(self.devfile, os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.device = self._fd
+
+    def _raw(self, msg: bytes) -> None:
+        if self._fd is None:
+            self.open()
+        data = memoryview(msg)
+        while data:
+            try:
+                data = data[os.write(self._fd, data):]
+            except BlockingIOError:
+                self._wait_writable()
+
+    def _wait_writable(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        if not poller.poll(self.timeout * 1000):
+            raise TimeoutError(f"{self.devfile} took no data for {self.timeout:g} s")
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        self._device = False
+        if fd is not None:
+            os.close(fd)
+
+
+def _device_writable(address: PrinterAddress) -> tuple[bool, str | None]:
+    """Whether the device file can be opened for writing now, without waiting: a FIFO with no
+    reader or an unplugged printer's missing node is not online."""
+    try:
+        fd = os.open(address.target, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        return False, _explain(error, address, 0).args[0]
+    os.close(fd)
+    return True, None
 
 
 def _usb_backend(address: PrinterAddress, profile: str, timeout: float) -> Escpos:
@@ -241,6 +306,8 @@ def _explain(error: Exception, address: PrinterAddress, timeout: float, *, sendi
         message = f"{address.name} stopped taking data for {timeout:g} s (out of paper, cover open or jammed?)"
     elif isinstance(cause, TimeoutError):
         message = f"{address.name} did not answer within {timeout:g} s"
+    elif isinstance(cause, OSError) and cause.errno in (errno.ENXIO, errno.ENODEV, errno.ENOENT) and address.scheme == "file":
+        message = f"{address.name} is not connected (switched off or unplugged?)"
     elif isinstance(cause, (BrokenPipeError, ConnectionResetError)):
         message = f"{address.name} dropped the connection while printing"
     else:

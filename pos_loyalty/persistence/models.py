@@ -327,7 +327,12 @@ class AuditEntry(Base):
 
 
 class PrintJob(Base):
-    """A receipt waiting for (or done by) the printer; a fault leaves it queued for reprint."""
+    """A receipt waiting for (or done by) the printer; a fault leaves it queued for reprint.
+
+    ``station`` is the till whose printer is to print it (the ``station`` setting): tills sharing a
+    database each print only their own. NULL is a job from before migration 0009, claimed by the
+    first station to start (see ``PrintJobs.claim_unowned``).
+    """
 
     __tablename__ = "print_jobs"
 
@@ -338,6 +343,12 @@ class PrintJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     printed_at: Mapped[dt.datetime | None]
+    station: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        # a station's waiting receipts (start-up, the Devices page) without reading every receipt ever printed
+        Index("ix_print_jobs_station_status", "station", "status"),
+    )
 
 
 # -- report summaries (migration 0003) -------------------------------------------------------------

@@ -86,7 +86,7 @@ _SPEND_SINCE_2 = Prepared(select(_spent_after("a"), _spent_after("b")).where(
 ))
 # What a card sale reads of the customer's history, in one statement: the eligible spend after two
 # moments (the tier at the sale's time, and the rolling year now), the welcome points held, and the
-# birthday points since a moment (the start of the sale's year).
+# birthday points since a moment (the start of the birthday week the sale falls in).
 def _eligible_spend_after(moment: str):
     return (
         select(func.coalesce(func.sum(TRANSACTIONS.c.eligible_spend), 0))
@@ -691,8 +691,8 @@ class Audit(_Repo):
 
 
 class PrintJobs(_Repo):
-    def add(self, transaction_id: str) -> m.PrintJob:
-        job = m.PrintJob(transaction_id=transaction_id, created_at=self.now(), status="queued", attempts=0)
+    def add(self, transaction_id: str, station: str | None) -> m.PrintJob:
+        job = m.PrintJob(transaction_id=transaction_id, station=station, created_at=self.now(), status="queued", attempts=0)
         self.s.add(job)
         self._flush()
         return job
@@ -701,9 +701,26 @@ class PrintJobs(_Repo):
         return self.s.get(m.PrintJob, job_id)
 
     def unfinished_for(self, transaction_id: str) -> m.PrintJob | None:
+        """The receipt's job still waiting at any station: a reprint takes it over, never adds a second."""
         return self.s.scalars(
             select(m.PrintJob).where(m.PrintJob.transaction_id == transaction_id, m.PrintJob.status != "printed").limit(1)
         ).first()
 
-    def queued(self) -> list[m.PrintJob]:
-        return list(self.s.scalars(select(m.PrintJob).where(m.PrintJob.status != "printed").order_by(m.PrintJob.id)))
+    def queued(self, station: str | None = None) -> list[m.PrintJob]:
+        """Jobs not yet printed: ``station``'s and the unowned ones, or with no station every one."""
+        query = select(m.PrintJob).where(m.PrintJob.status != "printed")
+        if station is not None:
+            query = query.where(or_(m.PrintJob.station == station, m.PrintJob.station.is_(None)))
+        return list(self.s.scalars(query.order_by(m.PrintJob.id)))
+
+    def claim_unowned(self, station: str) -> int:
+        """Give ``station`` the waiting jobs that have none. One UPDATE: of two tills starting at
+        once on PostgreSQL the second waits for the first's row locks, finds the station set and
+        claims nothing, so each old receipt is printed once."""
+        result = self.s.execute(
+            update(m.PrintJob)
+            .where(m.PrintJob.station.is_(None), m.PrintJob.status != "printed")
+            .values(station=station)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ..domain import earning as E
 from ..domain import receipt as R
 from ..domain.errors import NotFound
+from ..domain.programme import Programme
 from .context import Shop
+from .programme import programme_version
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class ReceiptOptions:
     shop_address: tuple[str, ...] = ()
 
 
-def _statement(view: dict[str, Any], options: ReceiptOptions) -> R.LoyaltyStatement | None:
+def _statement(view: dict[str, Any], options: ReceiptOptions, promotion_name: str | None = None) -> R.LoyaltyStatement | None:
     customer = view.get("customer")
     if not customer or view["kind"] != "sale":
         return None
@@ -40,6 +43,7 @@ def _statement(view: dict[str, Any], options: ReceiptOptions) -> R.LoyaltyStatem
         earned=R.EarnedPoints(
             base=breakdown.get("base", points.get("earned", 0)),
             promotion=breakdown.get("promotion", 0),
+            promotion_name=promotion_name if breakdown.get("promotion") else None,
             tier=breakdown.get("tier", 0),
             bonuses=tuple((b["reason"], b["points"]) for b in breakdown.get("bonuses", [])),
         ),
@@ -56,17 +60,39 @@ def _statement(view: dict[str, Any], options: ReceiptOptions) -> R.LoyaltyStatem
     )
 
 
-def _view(shop: Shop, transaction_id: str) -> dict[str, Any]:
+def _view(shop: Shop, transaction_id: str) -> tuple[dict[str, Any], str | None]:
+    """The answer stored with the transaction, and the name of the promotion it earned under."""
     with shop.uow(read_only=True) as uow:
         tx = uow.transactions.get(transaction_id)
         if tx is None or not tx.response:
             raise NotFound(f"there is no transaction {transaction_id}", field="transaction_id")
-        return tx.response
+        view = tx.response
+        promotion = None
+        if view["kind"] == "sale" and ((view.get("points") or {}).get("breakdown") or {}).get("promotion"):
+            promotion = _promotion_name(view, programme_version(uow, view.get("programme_version")), shop.timezone)
+        return view, promotion
+
+
+def _promotion_name(view: dict[str, Any], programme: Programme, timezone: dt.tzinfo) -> str | None:
+    """Which promotion multiplied the sale's points, under the programme version it was priced by
+    (a promotion renamed or ended since does not change an old receipt). Each line earns under
+    the best promotion running that day that covers it, exactly as ``compute_earning`` chose;
+    a basket whose lines earned under different promotions names them all."""
+    day = dt.datetime.fromisoformat(view["occurred_at"]).astimezone(timezone).date()
+    running = E.multiplying_promotions(programme.promotions, day)
+    names: list[str] = []
+    for ln in view["lines"]:
+        if ln["paid"] <= 0 or not programme.earns(ln.get("category")):
+            continue
+        applied = next((p for p in running if p.covers(ln["sku"], ln.get("category"))), None)
+        if applied is not None and applied.name not in names:
+            names.append(applied.name)
+    return ", ".join(names) or None
 
 
 def receipt_for(shop: Shop, transaction_id: str, options: ReceiptOptions) -> R.Receipt:
     """The whole receipt: shop header, items, totals, the loyalty statement, footer."""
-    view = _view(shop, transaction_id)
+    view, promotion = _view(shop, transaction_id)
     data = R.ReceiptData(
         shop_name=shop.shop_name,
         shop_address=options.shop_address,
@@ -91,20 +117,23 @@ def receipt_for(shop: Shop, transaction_id: str, options: ReceiptOptions) -> R.R
         subtotal_minor=view["subtotal"],
         total_minor=view["total"],
         rewards=tuple(R.AppliedReward(r["name"], r["points"], r["discount"]) for r in view.get("rewards", [])),
-        loyalty=_statement(view, options),
+        loyalty=_statement(view, options, promotion),
     )
     return R.lay_out_receipt(data, columns=options.columns)
 
 
 def loyalty_block_for(shop: Shop, transaction_id: str, options: ReceiptOptions) -> R.Receipt | None:
     """Just the customer's statement, for a till that prints its own receipt; None if anonymous."""
-    statement = _statement(_view(shop, transaction_id), options)
+    view, promotion = _view(shop, transaction_id)
+    statement = _statement(view, options, promotion)
     if statement is None:
         return None
     return R.lay_out_loyalty_block(statement, columns=options.columns, locale=shop.locale, currency=shop.currency)
 
 
 # -- the print queue's records ---------------------------------------------------------------------
+# Every job belongs to a station (the ``station`` setting of the till whose printer prints it), so
+# tills sharing a database each print, requeue and list only their own receipts.
 
 
 def _job_dict(job) -> dict[str, Any]:
@@ -116,21 +145,36 @@ def _job_dict(job) -> dict[str, Any]:
         "last_error": job.last_error,
         "created_at": job.created_at.isoformat(),
         "printed_at": job.printed_at.isoformat() if job.printed_at else None,
+        "station": job.station,
     }
 
 
-def queue_receipt(shop: Shop, transaction_id: str) -> dict[str, Any]:
-    """Record that this transaction's receipt is to be printed (again); a receipt already waiting
-    keeps its one job rather than printing twice."""
+def queue_receipt(shop: Shop, transaction_id: str, *, station: str) -> dict[str, Any]:
+    """Record that this transaction's receipt is to be printed (again) at ``station``; a receipt
+    already waiting keeps its one job rather than printing twice, and moves to ``station``: a
+    reprint asked for here is printed here, and the station it was waiting at leaves it be."""
     with shop.uow() as uow:
         if uow.transactions.get(transaction_id) is None:
             raise NotFound(f"there is no transaction {transaction_id}", field="transaction_id")
         job = uow.print_jobs.unfinished_for(transaction_id)
         if job is None:
-            job = uow.print_jobs.add(transaction_id)
-        job.status = "queued"
+            job = uow.print_jobs.add(transaction_id, station)
+        job.status, job.station = "queued", station
         uow.commit()
         return _job_dict(job)
+
+
+def print_job(shop: Shop, job_id: int) -> dict[str, Any] | None:
+    """The job as stored now, for the print queue to check before each attempt."""
+    with shop.uow(read_only=True) as uow:
+        job = uow.print_jobs.get(job_id)
+        return None if job is None else _job_dict(job)
+
+
+def is_waiting_at(job: dict[str, Any] | None, station: str) -> bool:
+    """Whether ``station`` should still print ``job``: not printed meanwhile (by a reprint), not
+    taken over by another station's reprint."""
+    return job is not None and job["status"] != "printed" and job["station"] in (station, None)
 
 
 def record_print_result(shop: Shop, job_id: int, *, error: str | None) -> dict[str, Any]:
@@ -147,6 +191,16 @@ def record_print_result(shop: Shop, job_id: int, *, error: str | None) -> dict[s
         return _job_dict(job)
 
 
-def waiting_print_jobs(shop: Shop) -> list[dict[str, Any]]:
+def claim_unowned_print_jobs(shop: Shop, station: str) -> int:
+    """Waiting jobs from before stations were recorded become ``station``'s (migration 0009 says why)."""
+    with shop.uow() as uow:
+        claimed = uow.print_jobs.claim_unowned(station)
+        uow.commit()
+        return claimed
+
+
+def waiting_print_jobs(shop: Shop, *, station: str | None = None) -> list[dict[str, Any]]:
+    """Receipts not yet printed: ``station``'s own (and any no station has claimed yet), or with
+    no station named, every station's."""
     with shop.uow(read_only=True) as uow:
-        return [_job_dict(j) for j in uow.print_jobs.queued()]
+        return [_job_dict(j) for j in uow.print_jobs.queued(station)]

@@ -1,6 +1,8 @@
 """The till's devices: the receipt printer and the scanner as the till's settings name them (shown,
 not edited: they are this till's own settings), the printer's status, a test page, and the
-receipts waiting in the print queue, each with a reprint button."""
+receipts waiting in this station's print queue, each with a reprint button. Tills sharing a
+database each see only their own waiting receipts: a reprint here prints on this till's printer,
+so another till's receipt is not offered."""
 from __future__ import annotations
 
 import datetime as dt
@@ -25,6 +27,12 @@ def services():
     return current_app.extensions["pos_loyalty"]
 
 
+def _station() -> str:
+    """The station whose receipts this page deals with: the running queue's, else the setting."""
+    queue = services().printer
+    return queue.station if queue is not None else services().settings.station
+
+
 def _scanner() -> dict[str, str]:
     state = current_app.extensions["pos_loyalty_web"]
     if not state.scanner_url:
@@ -45,13 +53,14 @@ def show():
 
         printer = printer_status(settings.printer_url, profile=settings.printer_profile, timeout=STATUS_TIMEOUT)
         printer["paper_words"] = PAPER_WORDS.get(str(printer["paper"]), f"Paper: {printer['paper']}")
-    jobs = [{**job, "created_at": dt.datetime.fromisoformat(job["created_at"])} for job in waiting_print_jobs(services().shop)]
+    jobs = [{**job, "created_at": dt.datetime.fromisoformat(job["created_at"])} for job in waiting_print_jobs(services().shop, station=_station())]
     return render_template(
         "manager/devices.html",
         settings=settings,
         printer=printer,
         scanner=_scanner(),
         jobs=jobs,
+        station=_station(),
         queue_running=services().printer is not None,
     )
 
@@ -76,9 +85,9 @@ def test_print():
 @bp.route(f"/print-jobs/<{F.ID}:job_id>/reprint", methods=["POST"])
 def reprint(job_id: int):
     queue = services().printer
-    job = next((j for j in waiting_print_jobs(services().shop) if j["id"] == job_id), None)
+    job = next((j for j in waiting_print_jobs(services().shop, station=_station()) if j["id"] == job_id), None)
     if job is None:
-        flash("That receipt is no longer waiting: it has printed.", "info")
+        flash("That receipt is no longer waiting here: it has printed, or it waits for another till's printer.", "info")
     elif queue is None:
         flash("No receipt printer is set up on this till (setting printer_url), so nothing can print.", "error")
     else:
