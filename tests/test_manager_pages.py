@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import queue
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -417,11 +418,38 @@ def test_reports_show_a_chart_and_a_table_for_the_last_twelve_months(api, shop, 
     assert r.status_code == 200
     page = text_of(r)
     assert 'name="start" type="date" value="2025-07-01"' in page and 'name="end" type="date" value="2026-06-16"' in page
-    assert page.count("<svg") == 6
+    assert page.count("<svg") == 7
     for report in ("outstanding", "redemption", "earn", "activity", "ratings", "retention", "rewards"):
         assert f'id="table-{report}"' in page
     assert "Free coffee" in page and "May 26" in page and "Jun 26" in page
     assert 'aria-label="Points earned and spent by month"' in page
+    # Zoë's first visit was in May and she came back in June: May's newcomers, all still buying.
+    retention = page[page.index('id="report-retention"'):page.index('id="table-retention"')]
+    assert retention.count("<svg") == 1 and "Share of each month&#39;s new customers buying again" in retention
+    assert "May 26, First: 100.0 %" in retention and "May 26, +1: 100.0 %" in retention
+    assert retention.count("<polyline") == 1  # June's newcomers (none) have nothing to show yet
+
+
+def test_the_retention_chart_draws_a_line_for_each_of_the_latest_months_of_newcomers(api, manager):
+    """Newcomers every month since November, each buying on the 10th; one in two of March's came
+    back in April, one in three of April's in May. The chart keeps to the six latest months that
+    have a month after to show (June's newcomers have only their first), oldest first."""
+    newcomers = {(2025, 11): ["Ada"], (2025, 12): ["Ben"], (2026, 1): ["Cem"], (2026, 2): ["Dan"], (2026, 3): ["Eva", "Fay"],
+                 (2026, 4): ["Gus", "Hal", "Ida"], (2026, 5): ["Jo"], (2026, 6): ["Kim"]}
+    for (year, month), names in newcomers.items():
+        for name in names:
+            card = enrol(api, name)["card"]
+            first = dt.datetime(year, month, 10, 12, tzinfo=dt.timezone.utc)
+            api.post("/transactions", json=sale(line(), card=card, at=first))
+            if name in ("Eva", "Gus"):
+                api.post("/transactions", json=sale(line(), card=card, at=first + dt.timedelta(days=31)))
+    page = text_of(manager.get("/panel/reports"))
+    retention = page[page.index('id="report-retention"'):page.index('id="table-retention"')]
+    assert retention.count("<polyline") == 6
+    drawn = re.findall(r"<title>(\w{3} \d\d), First: 100.0 %</title>", retention)
+    assert drawn == ["Dec 25", "Jan 26", "Feb 26", "Mar 26", "Apr 26", "May 26"]
+    assert "Mar 26, +1: 50.0 %" in retention and "Apr 26, +1: 33.3 %" in retention and "May 26, +1: 0.0 %" in retention
+    assert "Nov 25" not in retention and "Jun 26" not in retention
 
 
 def test_a_report_range_that_ends_before_it_starts_is_explained(manager):
@@ -447,6 +475,20 @@ def test_the_lists_of_customers_to_contact_download_as_csv(api, manager):
     assert [row.split(",")[1] for row in rows[1:]] == ["Ben Berg", "Zoë Müller"]
     assert rows[2].endswith("zoe@example.org,")  # consent given: the email is there
     assert manager.get("/panel/reports/actions/everyone.csv").status_code == 404
+
+
+def test_the_points_expiring_list_downloads_those_whose_points_end_within_30_days(api, manager, clock):
+    zoe = enrol(api, "Zoë Müller", email="zoe@example.org", marketing_consent=True)
+    ben = enrol(api, "Ben Berg")
+    # Points are good for twelve months: Zoë's from 30 June last year end on 30 June, Ben's in August.
+    api.post("/transactions", json=sale(line("COF", 1500), card=zoe["card"], at=clock.now - dt.timedelta(days=350)))
+    api.post("/transactions", json=sale(line("COF", 900), card=ben["card"], at=clock.now - dt.timedelta(days=300)))
+    r = manager.get("/panel/reports/actions/expiring.csv")
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    assert r.headers["Content-Disposition"] == 'attachment; filename="expiring-2026-06-15.csv"'
+    rows = r.get_data(as_text=True).splitlines()
+    assert rows[0] == "customer_id,name,card_number,points_expiring,expires_after,balance,marketing_consent,email,phone"
+    assert rows[1:] == [f"{zoe['id']},Zoë Müller,{zoe['card']},15,2026-06-30,15,true,zoe@example.org,"]
 
 
 def test_a_long_list_shows_its_first_rows_and_the_csv_has_them_all(api, manager, monkeypatch):

@@ -111,18 +111,21 @@ def customers_import(ctx: Context, file: Path, dry_run: bool) -> None:
 
 @customers.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--user", default="cli", show_default=True, help="Who takes the export (for the audit log).")
 @pass_ctx
 @fail_cleanly
-def customers_export(ctx: Context, file: Path) -> None:
+def customers_export(ctx: Context, file: Path, user: str) -> None:
     """Write every customer to FILE (CSV) with their balance.
 
     The columns are those `customers import` reads, with "balance" for the opening balance;
-    erased customers are left out. FILE "-" writes to standard output.
+    erased customers are left out. FILE "-" writes to standard output. The audit log notes the
+    export: who, how many customers, and the file.
     """
     from ..services.customers import EXPORT_COLUMNS, export_customers
 
+    to = "standard output" if str(file) == "-" else str(file.resolve())
     with database_errors("nothing was exported"):
-        rows = export_customers(ctx.shop)
+        rows = export_customers(ctx.shop, actor=user, to=to)
     if str(file) == "-":
         writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_COLUMNS)
         writer.writeheader()

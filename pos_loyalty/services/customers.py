@@ -13,6 +13,7 @@ from ..domain.errors import Conflict, InvalidInput, LoyaltyError, NotFound
 from ..domain.ledger import expiry_for
 from .context import Shop, UnitOfWork
 from .programme import current_programme
+from .staff import record_export
 from .summary import customer_dict
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
@@ -472,8 +473,11 @@ def import_customers(
     return summary
 
 
-def export_customers(shop: Shop) -> list[dict[str, str]]:
-    """Every customer not erased, as CSV rows in the import's columns (with today's balance)."""
+def export_customers(shop: Shop, *, actor: str = "cli", to: str | None = None) -> list[dict[str, str]]:
+    """Every customer not erased, as CSV rows in the import's columns (with today's balance).
+
+    Audited as ``customers.export``: who (``actor``), how many rows, and where they went (``to``,
+    a file name, if the caller says)."""
     rows = []
     with shop.uow(read_only=True) as uow:
         for c in uow.customers.all():
@@ -495,6 +499,10 @@ def export_customers(shop: Shop) -> list[dict[str, str]]:
                 "dietary": "; ".join(prefs.get("dietary") or ()),
                 "staff_notes": c.staff_notes or "",
             })
+    details: dict[str, Any] = {"rows": len(rows)}
+    if to is not None:
+        details["to"] = to
+    record_export(shop, actor, "customers.export", "customer", None, details)
     return rows
 
 

@@ -13,7 +13,8 @@ percentage with one decimal, written as text from exact integer arithmetic and r
 satisfaction is text with one decimal (``"4.3"``); the NPS is a whole number from -100 to 100.
 
 Action lists (lapsing customers, points expiring soon, birthdays coming) are lists of plain
-rows; ``to_csv(rows, columns)`` writes any of them for a spreadsheet. They leave out erased
+rows; ``to_csv(rows, columns)`` writes any of them for a spreadsheet, and ``export_action_list``
+is the download, noted in the audit log (who, which list, how many rows). They leave out erased
 customers (nothing is left to contact) but keep those without marketing consent, with a
 ``marketing_consent`` column; their email and phone are only filled in where consent was given.
 
@@ -40,11 +41,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..domain.errors import InvalidInput
+from ..domain.errors import InvalidInput, NotFound
 from ..domain.ledger import Entry, add_months, birthday_in, last_valid_day, replay
 from ..domain.programme import format_multiplier
 from .context import Shop
 from .programme import current_programme
+from .staff import record_export
 
 MAX_MONTHS = 120
 DEFAULT_LAPSING_DAYS = 60
@@ -761,6 +763,27 @@ def birthdays_coming(shop: Shop, *, days: int = DEFAULT_BIRTHDAY_WINDOW_DAYS) ->
             continue
         out.append({**_contact(row), "preferred_name": row["preferred_name"], "birthday_on": on.isoformat(), "turns": on.year - born.year})
     return sorted(out, key=lambda r: (r["birthday_on"], r["name"], r["customer_id"]))
+
+
+# name: (every row of the list, its CSV columns, the window in days it is drawn for by default)
+ACTION_LISTS = {
+    "lapsing": (lapsing_customers, LAPSING_COLUMNS, DEFAULT_LAPSING_DAYS),
+    "expiring": (points_expiring, EXPIRING_COLUMNS, DEFAULT_EXPIRY_WINDOW_DAYS),
+    "birthdays": (birthdays_coming, BIRTHDAY_COLUMNS, DEFAULT_BIRTHDAY_WINDOW_DAYS),
+}
+
+
+def export_action_list(shop: Shop, name: str, *, actor: str, days: int | None = None) -> str:
+    """Every row of an action list as CSV, for the manager to download: names, cards, and the
+    contact details of those who agreed to offers. Audited as ``action_list.export`` (who, which
+    list, its window in days, how many rows), as the privacy export is."""
+    if name not in ACTION_LISTS:
+        raise NotFound(f"there is no list of customers called {name!r}", field="name")
+    find, columns, default_days = ACTION_LISTS[name]
+    days = default_days if days is None else days
+    rows = find(shop, days=days)
+    record_export(shop, actor, "action_list.export", "action_list", name, {"days": days, "rows": len(rows)})
+    return to_csv(rows, columns)
 
 
 # -- CSV -------------------------------------------------------------------------------------------

@@ -3,6 +3,9 @@
 Passwords are checked by ``access.verify_password`` (argon2id). A run of wrong passwords slows
 each next attempt a little and, at ``MAX_FAILED_SIGN_INS``, locks the login for ``LOCK_FOR`` by
 the shop's clock; a manager can unlock it sooner.
+
+The audit log is read here (``audit_trail``), and every export of customers' data is noted in it
+(``record_export``): the changes themselves are recorded by the use case that makes them.
 """
 from __future__ import annotations
 
@@ -211,3 +214,19 @@ def audit_trail(shop: Shop, *, limit: int = 200) -> list[dict[str, Any]]:
             }
             for e in uow.audit.recent(limit)
         ]
+
+
+def record_export(shop: Shop, actor: str, action: str, entity: str, entity_id: str | None, details: dict[str, Any]) -> None:
+    """Note in the audit log that customers' data left the system: who took it, which list or
+    file, with what filters, and how many rows (never a row itself: the entry holds nothing
+    personal, so an erasure has nothing in it to scrub).
+
+    It is its own short transaction, written once the export has been read and before it is
+    handed over: reading every customer of a chain must not hold the till's write lock (SQLite's
+    writers queue on it), and an export whose entry cannot be written is not handed over."""
+    actor = (actor or "").strip() if isinstance(actor, str) else ""
+    if not actor or len(actor) > 100:
+        raise InvalidInput("say who takes the export (up to 100 characters)", field="actor")
+    with shop.uow() as uow:
+        uow.audit.record(actor, action, entity, entity_id, None, details)
+        uow.commit()

@@ -12,7 +12,7 @@ from pos_loyalty.services.feedback import record_feedback
 from pos_loyalty.services.points import adjust_points
 from tests.browser.screens import screenshot, sign_in
 from tests.conftest import NOW
-from tests.support.factories import line, reward, sale
+from tests.support.factories import line, programme, reward, sale
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +57,10 @@ def bob(shop) -> dict:
     return {**customer, "card": customer["cards"][0]["number"]}
 
 
-def test_a_wedge_scan_shows_who_is_at_the_counter_with_allergies_standing_out(page, anna_at_the_till, annie, bob):
+def test_a_wedge_scan_shows_who_is_at_the_counter_with_allergies_standing_out(page, shop, anna_at_the_till, annie, bob):
+    # Regulars are those who spent 10 euro in the year: Annie's two visits came to 12, so she is one.
+    programme(shop, tiers=[{"code": "member", "name": "Member", "min_spend": 0, "multiplier": "1"},
+                           {"code": "regular", "name": "Regular", "min_spend": 1000, "multiplier": "1.5"}])
     page.goto("/sign-in")
     screenshot(page, "sign-in")
     sign_in(page, "anna", "anna-password")
@@ -71,11 +74,14 @@ def test_a_wedge_scan_shows_who_is_at_the_counter_with_allergies_standing_out(pa
     expect(allergy).to_contain_text("peanuts")
     expect(allergy).to_have_css("background-color", ALLERGY_RED)
     expect(page.locator("#balance")).to_contain_text("72")  # 2 × 6 points for the visits, 60 welcome back
+    expect(page.locator("#tier .tier-name")).to_have_text("Regular")
+    expect(page.locator("#tier")).to_contain_text("×1.5 points")
     expect(page.locator("#rewards")).to_contain_text("Free coffee")
     expect(page.locator("#rewards")).to_contain_text("428 more points for 5 euro off")
     expect(page.locator("#favourites")).to_contain_text("Oat latte")
     expect(page.locator("#keep-in-mind")).to_contain_text("hard of hearing, face them when speaking")
     expect(page.locator("#keep-in-mind")).to_contain_text("no plastic bag")
+    expect(page.locator("#keep-in-mind .staff-notes")).to_have_text("Brings her own cup")
     expect(page.locator("#birthday")).to_contain_text("Birthday this week")
     expect(page.locator(".alert-followup")).to_contain_text("waited twenty minutes")
     expect(page.locator("#visits")).to_contain_text("13 Jun 2026")
@@ -90,6 +96,8 @@ def test_a_wedge_scan_shows_who_is_at_the_counter_with_allergies_standing_out(pa
     page.keyboard.press("Enter")
     expect(page.locator("#greeting")).to_have_text("Bob")
     expect(page.locator("#allergies")).to_have_count(0)
+    expect(page.locator("#tier .tier-name")).to_have_text("Member")  # no purchases yet
+    expect(page.locator(".staff-notes")).to_have_count(0)
 
 
 def test_a_card_typed_by_hand_works_without_a_burst_and_an_unknown_card_says_so(page, anna_at_the_till, bob):

@@ -81,6 +81,7 @@ def test_a_manager_creates_a_promotion_and_a_reward(page, shop, mia, delicatesse
     add.get_by_role("button", name="Add the reward").click()
     expect(page.locator(".flash-success")).to_contain_text("Summer tote bag is in the catalogue for 400 points")
     expect(page.locator("#rewards")).to_contain_text("a free BAG-TOTE · gold only")
+    screenshot(page, "manager-rewards")
     [tote] = [r for r in list_rewards(shop) if r["name"] == "Summer tote bag"]
     assert (tote["kind"], tote["sku"], tote["points_cost"], tote["tiers"], tote["active"]) == ("free_item", "BAG-TOTE", 400, ["gold"], True)
     assert tote["valid_to"].isoformat() == "2026-08-31"
@@ -122,6 +123,21 @@ def test_an_erased_customer_appears_nowhere_in_the_panel(page, shop):
     expect(page.locator("#table-follow-ups")).to_contain_text(name)
     screenshot(page, "manager-reports")
 
+    page.get_by_label("Reports", exact=True).get_by_role("link", name="Customers to contact").click()
+    lapsing = page.locator("#list-lapsing")
+    expect(lapsing.locator("tbody tr").first).to_be_visible()
+    screenshot(page, "manager-actions")
+    with page.expect_download() as downloading:
+        lapsing.get_by_role("link", name="Download CSV").click()
+    csv_file = downloading.value
+    assert csv_file.suggested_filename == "lapsing-2026-06-15.csv"
+    rows = open(csv_file.path(), encoding="utf-8").read().splitlines()
+    assert rows[0].startswith("customer_id,name,card_number,last_visit")
+    page.goto("/panel/audit")
+    newest = page.locator("#audit-log tbody tr").first
+    expect(newest).to_contain_text("action_list.export")
+    expect(newest.locator("dd").last).to_have_text(str(len(rows) - 1))  # how many rows: every customer in the file
+
     panel_section(page, "Customers")
     page.get_by_label("Find a customer").fill(name)
     page.get_by_role("button", name="Search").click()
@@ -133,6 +149,8 @@ def test_an_erased_customer_appears_nowhere_in_the_panel(page, shop):
 
     page.get_by_role("link", name="Erase their data…").click()
     page.get_by_label("Why").fill("the customer asked in store")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Erase {name}")
+    screenshot(page, "manager-erase")
     page.get_by_role("button", name="Erase the personal data").click()
     expect(page.locator("#erase-confirm-error")).to_contain_text("Tick the box to confirm")
     page.get_by_label("I have checked this is the right customer").check()

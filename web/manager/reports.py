@@ -11,7 +11,8 @@ from pos_loyalty.domain.errors import LoyaltyError
 from pos_loyalty.domain.ledger import add_months
 from pos_loyalty.services import reports as R
 
-from ..charts import Series, bar_chart, line_chart
+from ..auth import current_staff
+from ..charts import PALETTE, Series, bar_chart, line_chart
 from ..errors import page_for_exception
 from . import forms as F
 
@@ -27,14 +28,14 @@ def _first_of(find):
     return page
 
 
-# name: (title, about, every row (the CSV), (first rows, how many) for the page, columns)
+# name: (title, about, (first rows, how many) for the page, columns); the CSV is R.export_action_list
 ACTION_LISTS = {
     "lapsing": ("Customers lapsing", f"Bought in the last year, but not in the last {R.DEFAULT_LAPSING_DAYS} days",
-                R.lapsing_customers, lambda shop, limit: R.lapsing_page(shop, limit=limit), R.LAPSING_COLUMNS),
+                lambda shop, limit: R.lapsing_page(shop, limit=limit), R.LAPSING_COLUMNS),
     "expiring": ("Points expiring soon", f"Points that expire in the next {R.DEFAULT_EXPIRY_WINDOW_DAYS} days",
-                 R.points_expiring, _first_of(R.points_expiring), R.EXPIRING_COLUMNS),
+                 _first_of(R.points_expiring), R.EXPIRING_COLUMNS),
     "birthdays": ("Birthdays coming", f"Birthdays in the next {R.DEFAULT_BIRTHDAY_WINDOW_DAYS} days, today included",
-                  R.birthdays_coming, _first_of(R.birthdays_coming), R.BIRTHDAY_COLUMNS),
+                  _first_of(R.birthdays_coming), R.BIRTHDAY_COLUMNS),
 }
 COLUMN_LABELS = {
     "customer_id": "No.", "name": "Name", "preferred_name": "Likes to be called", "card_number": "Card",
@@ -108,12 +109,28 @@ def _charts(reports: dict[str, Any]) -> dict[str, Any]:
             [Series("Ratings", [row["ratings"] for row in ratings["rows"]])],
             title="Visit ratings by satisfaction", **HALF,
         ),
+        "retention": _retention_chart(activity["retention"]),
         "rewards": bar_chart(
             [row["name"] if len(row["name"]) <= 12 else row["name"][:11] + "…" for row in rewards["rows"][:5]],
             [Series("Times redeemed", [row["times_redeemed"] for row in rewards["rows"][:5]])],
             title="The rewards redeemed most", **HALF,
         ) if rewards["rows"] else None,
     }
+
+
+def _retention_chart(retention: dict[str, Any]):
+    """A line for each of the latest cohorts: the share of the month's new customers buying in
+    each month since. A cohort whose first month is the range's last has only its 100 % to show,
+    and is left to the table; so are the older cohorts, beyond the palette's colours."""
+    cohorts = [row for row in retention["rows"] if row.get("month_1") is not None][-len(PALETTE):]
+    if not cohorts:
+        return None
+    since = [col for col in retention["columns"][2:] if cohorts[0][col["key"]] is not None]
+    return line_chart(
+        ["First" if k == 0 else f"+{k}" for k in range(len(since))],
+        [Series(month_label(row["cohort"]), [tenths(row["percent"][col["key"]]) for col in since]) for row in cohorts],
+        title="Share of each month's new customers buying again, per cent", decimals=1, suffix=" %",
+    )
 
 
 @bp.route("", strict_slashes=False)
@@ -145,7 +162,7 @@ def health():
 @bp.route("/actions")
 def actions():
     lists = {}
-    for key, (title, about, _, page, columns) in ACTION_LISTS.items():
+    for key, (title, about, page, columns) in ACTION_LISTS.items():
         rows, total = page(shop(), ACTION_ROWS_SHOWN)
         lists[key] = (title, about, rows, total, columns)
     return render_template("manager/actions.html", lists=lists, labels=COLUMN_LABELS, shown=ACTION_ROWS_SHOWN)
@@ -153,12 +170,12 @@ def actions():
 
 @bp.route("/actions/<name>.csv")
 def action_csv(name: str):
+    """Every row of the list, for a spreadsheet; the audit log notes who downloaded which list."""
     if name not in ACTION_LISTS:
         abort(404)
-    _, _, find, _, columns = ACTION_LISTS[name]
     filename = f"{name}-{shop().local_date().isoformat()}.csv"
     return Response(
-        R.to_csv(find(shop()), columns),
+        R.export_action_list(shop(), name, actor=current_staff().username),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
