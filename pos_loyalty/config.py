@@ -71,6 +71,7 @@ class Settings:
     printer_profile: str = "TM-T88V"
     printer_columns: int = 42
     scanner_url: str = ""
+    scanner_baudrate: int = 9600  # an RS-232 scanner's speed (a USB-CDC one ignores it)
     feedback_url: str = ""  # empty: receipts invite no rating until the shop names its rating page
     station: str = field(default_factory=default_station)
     """Which service instance this is, among the tills sharing one database: each receipt is
@@ -217,6 +218,9 @@ def _check_database_url(url: str) -> None:
     )
 
 
+SERIAL_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
 def validate(s: Settings) -> None:
     _check_database_url(s.effective_database_url)
     if not s.host.strip():
@@ -245,6 +249,10 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"The log level must be one of {', '.join(LOG_LEVELS)}, not {s.log_level!r}.")
     if s.printer_columns not in {32, 42, 48}:
         raise ConfigError(f"printer_columns must be 32, 42 or 48, not {s.printer_columns}.")
+    if s.scanner_baudrate not in SERIAL_BAUDRATES:
+        raise ConfigError(
+            f"scanner_baudrate must be one of {', '.join(map(str, SERIAL_BAUDRATES))} (as set on the scanner), not {s.scanner_baudrate}."
+        )
     if s.feedback_url and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", s.feedback_url):
         raise ConfigError(
             f"feedback_url must be the web address of the shop's rating page (https://...), not {s.feedback_url!r}."

@@ -156,13 +156,13 @@ def _wake(sub: Subscription) -> None:
 class CounterScanner:
     """The serial scanner at the counter, feeding ``hub``; ``stop()`` is safe to call twice."""
 
-    def __init__(self, shop: Shop, hub: ScanHub, url: str) -> None:
+    def __init__(self, shop: Shop, hub: ScanHub, url: str, *, baudrate: int = 9600) -> None:
         from drivers.scanner import scanner_for
 
         self.shop = shop
         self.hub = hub
         self.url = url
-        self._source = scanner_for(url, self.on_scan, on_status=self.on_status)
+        self._source = scanner_for(url, self.on_scan, on_status=self.on_status, baudrate=baudrate)
         self._started = False
 
     def is_card(self, code: str) -> bool:
@@ -195,12 +195,13 @@ class CounterScanner:
         self.hub.close()
 
 
-def start_counter_scanner(shop: Shop, hub: ScanHub, url: str) -> CounterScanner | None:
-    """Start reading ``url`` if one is configured; a scanner this process already reads is
-    reported, not fatal: the cashier screen still takes typed and keyboard-wedge cards."""
+def start_counter_scanner(shop: Shop, hub: ScanHub, url: str, *, baudrate: int = 9600) -> CounterScanner | None:
+    """Start reading ``url`` (at ``baudrate``, for an RS-232 scanner) if one is configured; a
+    scanner this process already reads is reported, not fatal: the cashier screen still takes
+    typed and keyboard-wedge cards."""
     if not url:
         return None
-    scanner = CounterScanner(shop, hub, url)
+    scanner = CounterScanner(shop, hub, url, baudrate=baudrate)
     try:
         scanner.start()
     except Exception as exc:  # ScannerBusy: another app in this process reads the port

@@ -376,3 +376,29 @@ def test_listen_prints_each_scan_and_status_until_stopped(fake_scanner: FakeScan
     assert PRODUCT in product_line
     assert not listening.is_alive()
     assert "scanner stopped" in out.getvalue()
+
+
+def test_the_counter_s_scanner_is_read_at_the_speed_the_settings_give(shop) -> None:
+    """An RS-232 scanner set to 19200 baud, read at the default 9600, turns every scan into
+    garbage: the ``scanner_baudrate`` setting opens the port at the scanner's speed."""
+    import termios
+
+    from pos_loyalty.config import ConfigError, load_settings
+    from pos_loyalty.scanning import Push, ScanHub, start_counter_scanner
+
+    assert load_settings(environ={"POS_LOYALTY_SCANNER_BAUDRATE": "19200"}).scanner_baudrate == 19200
+    with pytest.raises(ConfigError, match="scanner_baudrate must be one of"):
+        load_settings(environ={"POS_LOYALTY_SCANNER_BAUDRATE": "19000"})
+
+    device = FakeScanner()
+    hub = ScanHub()
+    with hub.subscribe() as screen:
+        scanner = start_counter_scanner(shop, hub, device.path, baudrate=19200)
+        try:
+            while (push := screen.next(timeout=10)) != Push("scanner", "connected"):
+                assert push is not None, "the scanner never connected"
+            speeds = termios.tcgetattr(device._master)[4:6]  # (ispeed, ospeed): the pty's, as the reader set them
+            assert speeds == [termios.B19200, termios.B19200]
+        finally:
+            scanner.stop()
+            device.unplug()

@@ -63,4 +63,4 @@ def register_web(app: Flask) -> None:
     for blueprint in (auth.bp, cashier.bp, panel.bp, *manager.blueprints):
         app.register_blueprint(blueprint)
 
-    state.scanner = start_counter_scanner(services.shop, state.hub, settings.scanner_url)
+    state.scanner = start_counter_scanner(services.shop, state.hub, settings.scanner_url, baudrate=settings.scanner_baudrate)

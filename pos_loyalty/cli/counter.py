@@ -78,9 +78,9 @@ def scanner() -> None:
 
 @scanner.command("listen")
 @click.option("--url", help="A pyserial URL or device path (default: the scanner_url setting).")
-@click.option("--baudrate", type=int, default=9600, show_default=True)
+@click.option("--baudrate", type=int, default=None, help="The scanner's speed (default: the scanner_baudrate setting, 9600).")
 @pass_ctx
-def scanner_listen(ctx: Context, url: str | None, baudrate: int) -> None:
+def scanner_listen(ctx: Context, url: str | None, baudrate: int | None) -> None:
     """Print scans as they arrive (Ctrl-C to stop), for setting a scanner up."""
     from drivers.scanner import ScannerError, listen
 
@@ -89,6 +89,6 @@ def scanner_listen(ctx: Context, url: str | None, baudrate: int) -> None:
         raise click.ClickException("say which scanner: --url /dev/ttyACM0, or set scanner_url")
     click.echo(f"listening on {url}; scan something (Ctrl-C to stop)")
     try:
-        listen(url, sys.stdout, store_prefix=ctx.settings.card_prefix, baudrate=baudrate)
+        listen(url, sys.stdout, store_prefix=ctx.settings.card_prefix, baudrate=baudrate or ctx.settings.scanner_baudrate)
     except ScannerError as exc:
         raise click.ClickException(str(exc)) from None
