@@ -67,6 +67,25 @@ def test_returning_more_than_was_bought_is_refused_naming_the_line_and_changes_n
     assert balance(api, anna["card"]) == 6
 
 
+def test_a_return_dated_before_its_sale_is_refused_and_changes_nothing(api):
+    """A return stamped a day or more before the sale it returns comes from a till whose clock
+    is wrong; a till merely running a little behind the one that sold is forgiven."""
+    import datetime as dt
+
+    anna = enrol(api)
+    sold_at = dt.datetime(2026, 6, 10, 12, 0, tzinfo=dt.timezone.utc)
+    bought = api.post("/transactions", json=sale(line("COF", 250, 2), card=anna["card"], at=sold_at)).get_json()
+    body = return_of(("COF", 1), at=sold_at - dt.timedelta(days=2))
+    r = api.post(f"/transactions/{bought['id']}/returns", json=body)
+    assert r.status_code == 422
+    assert r.get_json()["errors"][0]["field"] == "occurred_at"
+    assert "before the sale it returns" in r.get_json()["detail"]
+    assert api.get(f"/transactions/{body['id']}").status_code == 404
+    assert balance(api, anna["card"]) == 5
+    behind = return_of(("COF", 1), at=sold_at - dt.timedelta(minutes=20))
+    assert api.post(f"/transactions/{bought['id']}/returns", json=behind).status_code == 201
+
+
 def test_returning_something_that_was_not_bought_is_refused(api):
     bought = api.post("/transactions", json=sale(line("COF", 250))).get_json()
     r = api.post(f"/transactions/{bought['id']}/returns", json=return_of(("MILK", 1)))

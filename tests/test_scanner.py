@@ -402,3 +402,22 @@ def test_the_counter_s_scanner_is_read_at_the_speed_the_settings_give(shop) -> N
         finally:
             scanner.stop()
             device.unplug()
+
+
+def test_a_misread_card_and_a_product_read_at_the_counter_never_reach_the_screen(shop) -> None:
+    """Over the pty, as a scanner sends them: a card number with a wrong check digit (a misread)
+    and a product's barcode are not pushed; the real card after them is."""
+    from pos_loyalty.scanning import Push, ScanHub, start_counter_scanner
+
+    device = FakeScanner()
+    hub = ScanHub()
+    with hub.subscribe() as screen:
+        scanner = start_counter_scanner(shop, hub, device.path)
+        try:
+            while (push := screen.next(timeout=10)) != Push("scanner", "connected"):
+                assert push is not None, "the scanner never connected"
+            device.send(f"{MISREAD_CARD}\r{PRODUCT}\r\n{STORE_CARD}\r".encode())
+            assert screen.next(timeout=10) == Push("card", STORE_CARD)  # the first push is the real card
+        finally:
+            scanner.stop()
+            device.unplug()

@@ -365,6 +365,13 @@ def _record_return(shop: Shop, original_id: str, request: ReturnRequest, request
             raise NotFound(f"there is no transaction {original_id}", field="transaction_id")
         if original.kind != "sale":
             raise InvalidInput("only a sale can be returned", field="transaction_id")
+        if request.occurred_at < original.occurred_at - CLOCK_TOLERANCE:
+            # (within a day: the till taking the return may run behind the one that sold)
+            raise InvalidInput(
+                f"the return is dated {request.occurred_at.isoformat()}, before the sale it returns "
+                f"({original.occurred_at.isoformat()}): is the till's clock set?",
+                field="occurred_at",
+            )
         existing = uow.transactions.get(request.id)  # another till may have committed it while we waited
         if existing is not None:
             return _replay(existing, request_hash, "return")
