@@ -395,3 +395,24 @@ def test_a_device_file_that_is_missing_is_not_created(tmp_path):
         print_receipt(a_receipt(), f"file://{device}", profile=PROFILE)
 
     assert not device.exists()
+
+
+def test_many_processes_starting_at_once_on_a_new_machine_all_load_the_printer_profiles(tmp_path):
+    """python-escpos writes its capabilities cache in place; a second process starting meanwhile
+    (the server and a command, two test workers) read it half-written and could not start. The
+    cache is now written whole and renamed into place: eight processes starting at once on an
+    empty cache all start, and the cache they leave loads."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ESCPOS_CAPABILITIES_PICKLE_DIR": str(tmp_path)}
+    env.pop("ESCPOS_CAPABILITIES_FILE", None)
+    code = "import drivers.printer, escpos.capabilities as c; assert c.get_profile('TM-T88V').profile_data['name']"
+    starts = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE) for _ in range(8)]
+    failures = [p.stderr.read().decode() for p in starts if p.wait(timeout=120) != 0]
+    assert failures == []
+    (cache,) = [f for f in tmp_path.iterdir()]  # one whole file, no scratch left behind
+    assert cache.name.endswith(".capabilities.pickle")
+    assert "TM-T88V" in pickle.loads(cache.read_bytes())["profiles"]
