@@ -36,8 +36,9 @@ def _time_receipts(answer: dict[str, Any], *, count: int, max_seconds: float) ->
     options = receipts.ReceiptOptions(columns=42, feedback_url="https://example.invalid/rate",
                                       shop_address=("Marktstraße 1", "10115 Berlin"))
     out: dict[str, Any] = {}
-    # the stored answer stands in for the database read, so only layout and rendering are timed
-    with mock.patch.object(receipts, "_view", lambda _shop, _id: answer):
+    # the stored answer stands in for the database read (and the promotion's name, which comes
+    # from the programme version), so only layout and rendering are timed
+    with mock.patch.object(receipts, "_view", lambda _shop, _id: (answer, None)):
         receipt = receipts.receipt_for(shop, answer["id"], options)
         block = receipts.loyalty_block_for(shop, answer["id"], options)
 
