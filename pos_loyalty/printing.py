@@ -82,11 +82,11 @@ class PrintQueue:
     def stop(self) -> None:
         self._stop.set()
         self._jobs.put((_STOP, "", 0))
+        self._thread.join(timeout=self.timeout + 2)
 
     def wake(self) -> None:
         """Have the worker look at its retries now (after its clock moved on)."""
         self._jobs.put((_WAKE, "", 0))
-        self._thread.join(timeout=self.timeout + 2)
 
     def submit(self, transaction_id: str) -> dict:
         """Queue a (re)print; returns the job as stored. Called after the sale is committed."""
