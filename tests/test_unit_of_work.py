@@ -23,9 +23,11 @@ def _add_till(uow, name: str) -> None:
 
 
 def _pools_idle(app) -> bool:
+    """Every connection is back in its pool, or parked for the next unit of work."""
     db = app.extensions["pos_loyalty"].db
-    parked_writer, parked_readers = (len(db.parked_writer), len(db.parked_readers)) if db.is_sqlite else (0, 0)
-    return db.writer.pool.checkedout() == parked_writer and db.reader.pool.checkedout() == parked_readers
+    if not db.is_sqlite:  # (one engine, one parking)
+        return db.writer.pool.checkedout() == len(db.parked_writer)
+    return db.writer.pool.checkedout() == len(db.parked_writer) and db.reader.pool.checkedout() == len(db.parked_readers)
 
 
 def _driver_insert_till(uow, name: str) -> None:
@@ -157,9 +159,9 @@ def test_a_single_read_needs_no_transaction_and_leaves_none_behind(app, shop):
     assert _pools_idle(app)
 
 
-def test_sqlite_units_of_work_reuse_parked_connections_and_a_failed_one_leaves_nothing_behind(app, shop):
-    """On SQLite a unit of work takes the connection the last one left (no pool checkout and
-    checkin for every sale and lookup): the writers take turns on one. What a writer did not
+def test_units_of_work_reuse_parked_connections_and_a_failed_one_leaves_nothing_behind(app, shop):
+    """A unit of work takes the connection the last one left (no pool checkout and checkin for
+    every sale and lookup; on SQLite the writers take turns on one). What a writer did not
     commit (a use case that failed half-way) is rolled back before the next one gets it, and a
     reader's snapshot ends with its unit of work."""
     db = app.extensions["pos_loyalty"].db
@@ -173,8 +175,7 @@ def test_sqlite_units_of_work_reuse_parked_connections_and_a_failed_one_leaves_n
         reader = uow.driver()[1]
     with shop.uow() as uow:
         assert _till(uow, "till-i") is None
-        if db.is_sqlite:
-            assert uow.driver()[1] is first  # the same connection, and nothing of the failed writer's on it
+        assert uow.driver()[1] is first  # the same connection, and nothing of the failed writer's on it
         _driver_insert_till(uow, "till-j")
         uow.commit()
     with shop.uow() as uow:  # committed, then left open: gone at the end
@@ -182,16 +183,14 @@ def test_sqlite_units_of_work_reuse_parked_connections_and_a_failed_one_leaves_n
         uow.commit()
         _driver_insert_till(uow, "till-l")
     with shop.uow(read_only=True) as uow:
-        if db.is_sqlite:
-            assert uow.driver()[1] is reader  # a new snapshot on the parked reader: it sees till-k
+        assert uow.driver()[1] is reader  # a new snapshot on the parked reader: it sees till-k
         assert _till(uow, "till-i") is None and _till(uow, "till-l") is None
         assert _till(uow, "till-j").name == "till-j" and _till(uow, "till-k").name == "till-k"
     assert _pools_idle(app)
-    if db.is_sqlite:
-        assert (len(db.parked_writer), len(db.parked_readers)) == (1, 1)
-        db.dispose()  # the parked connections go back to their pools first
-        assert (len(db.parked_writer), len(db.parked_readers)) == (0, 0)
-        assert db.writer.pool.checkedout() == 0 and db.reader.pool.checkedout() == 0
+    assert (len(db.parked_writer), len(db.parked_readers)) == (1, 1)  # (on PostgreSQL one parking for both)
+    db.dispose()  # the parked connections go back to their pools first
+    assert (len(db.parked_writer), len(db.parked_readers)) == (0, 0)
+    assert db.writer.pool.checkedout() == 0 and db.reader.pool.checkedout() == 0
 
 
 def test_parking_keeps_no_more_connections_than_its_limit():

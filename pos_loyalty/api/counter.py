@@ -97,7 +97,10 @@ class CounterRoutes:
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        return authenticate_till(self.services.shop, token.strip())
+        try:
+            return authenticate_till(self.services.shop, token.strip())
+        except Exception:  # (PostgreSQL dropped the connection it was parked on): Flask's check tries again
+            return None
 
     def _json_body(self, environ) -> Any:
         """The body, parsed, if it is plainly JSON of an acceptable size; else None (and the body

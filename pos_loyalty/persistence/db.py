@@ -4,13 +4,15 @@ SQLite (the embedded default): WAL journal, foreign keys on, a busy timeout, and
 transactions that take the write lock up front with ``BEGIN IMMEDIATE`` so two writers queue
 instead of failing half-way. Readers use a second engine whose transactions start deferred, so a
 card lookup never waits for the write lock. PostgreSQL (several tills, one store database) uses
-one engine; writers lock the customer row they change (``SELECT ... FOR UPDATE``).
+one engine; writers lock the customer row they change (``SELECT ... FOR UPDATE``). On both, a unit
+of work keeps its connection parked for the next (``Parking``).
 """
 from __future__ import annotations
 
 import logging
 import sqlite3
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -26,6 +28,8 @@ JSON_CODEC = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec
 
 BUSY_TIMEOUT_MS = 10_000
 SQLITE_POOL_SIZE = 8
+PG_POOL_SIZE = 8
+PG_PARKED_FRESH_FOR = 2.0  # seconds a parked PostgreSQL connection is used without a ping (Parking)
 SQLITE_BEGIN = {True: "BEGIN IMMEDIATE", False: "BEGIN"}  # (takes the write lock up front?) -> statement
 log = logging.getLogger("pos_loyalty.db")
 
@@ -81,44 +85,61 @@ class FairLock:
 
 
 class Parking:
-    """Pooled SQLite connections kept between units of work, at most ``limit`` of them.
+    """Pooled connections kept between units of work, at most ``limit`` of them.
 
     SQLAlchemy's pool checks a connection out and back in (with its events, its queue's lock and
-    a rollback) around every unit of work: on SQLite ~10 µs of Python each, twice a sale in the
-    till's busiest process. A unit of work on SQLite takes a parked connection instead and leaves
-    it here when it ends, rolled back as the pool would. The connections stay checked out of the
-    pool meanwhile, so the pool still bounds how many there are. ``pop`` and ``append`` on a list
-    are atomic, so threads share a parking without a lock of its own (two readers leaving at once
-    may park one more than ``limit``; the writers' parking is used under the write lock).
+    a rollback) around every unit of work: ~10 µs of Python each, twice a sale in the till's
+    busiest process; and on PostgreSQL each checkout also pings the server (``pool_pre_ping``),
+    a round trip of its own. A unit of work takes a parked connection instead and leaves it here
+    when it ends, rolled back as the pool would. The connections stay checked out of the pool
+    meanwhile, so the pool still bounds how many there are. ``pop`` and ``append`` on a list are
+    atomic, so threads share a parking without a lock of its own (two units of work leaving at
+    once may park one more than ``limit``; SQLite's writers use theirs under the write lock).
 
-    PostgreSQL's connections always go through the pool, which pings each before use: one that
-    the server dropped is replaced there, and a file on the till's own disk has no such failure.
+    ``fresh_for`` (PostgreSQL): a connection parked longer than that many seconds goes back to the
+    pool instead, whose ping finds out whether the server still has it; one used that recently is
+    taken as it is (the sale's unit of work after its till-token check, a busy store's next
+    checkout). A connection the server dropped within that moment fails its unit of work, which
+    then sends it and every other parked one back to the pool (``empty``), so the next unit of work pings again.
+    A file on the till's own disk has no such failure: SQLite's connections are kept however long.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, fresh_for: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
-        self._connections: list = []
+        self.fresh_for = fresh_for
+        self.clock = clock
+        self._connections: list = []  # (pool connection, when it was parked)
 
     def __len__(self) -> int:
         return len(self._connections)
 
     def take(self):
-        """A parked connection (a pool's ``_ConnectionFairy``), or None."""
+        """The connection parked last (a pool's ``_ConnectionFairy``), or None: none is parked, or
+        it was parked too long ago and has gone back to the pool to be pinged."""
         try:
-            return self._connections.pop()
+            fairy, parked_at = self._connections.pop()
         except IndexError:
             return None
+        if self.fresh_for is not None and self.clock() - parked_at > self.fresh_for:
+            fairy.close()
+            return None
+        return fairy
 
     def leave(self, fairy) -> bool:
         """Park ``fairy`` (its transaction ended); False if the parking is full."""
         if len(self._connections) >= self.limit:
             return False
-        self._connections.append(fairy)
+        self._connections.append((fairy, self.clock()))
         return True
 
     def empty(self) -> None:
-        """Every parked connection back to its pool (before the pool is disposed)."""
-        while (fairy := self.take()) is not None:
+        """Every parked connection back to its pool (before the pool is disposed; and on
+        PostgreSQL after a connection turned out dropped, so that the pool pings the rest)."""
+        while True:
+            try:
+                fairy, _ = self._connections.pop()
+            except IndexError:
+                return
             fairy.close()
 
 
@@ -132,8 +153,9 @@ class Database:
     write_lock: FairLock | None = field(default=None)
     sqlite_options: dict = field(default_factory=dict, repr=False)  # read by new SQLite connections
     memo: dict = field(default_factory=dict, repr=False)  # the services' memory of immutable rows (uow.memo)
-    # SQLite only: the writers' one connection (they take turns under ``write_lock``) and the
-    # readers' (one for each server thread that reads at once), kept between units of work
+    # connections kept between units of work: on SQLite the writers' one (they take turns under
+    # ``write_lock``) and the readers' (one for each server thread that reads at once); on
+    # PostgreSQL one parking for both, whose connections are pinged after a moment unused
     parked_writer: Parking | None = field(default=None, repr=False)
     parked_readers: Parking | None = field(default=None, repr=False)
 
@@ -268,5 +290,6 @@ def connect(url: str, *, sqlite_synchronous: str = "FULL") -> Database:
             parked_writer=Parking(1),
             parked_readers=Parking(SQLITE_POOL_SIZE),
         )
-    engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True, **JSON_CODEC)
-    return Database(writer=engine, reader=engine, is_sqlite=False)
+    engine = create_engine(url, pool_size=PG_POOL_SIZE, max_overflow=16, pool_pre_ping=True, **JSON_CODEC)
+    parked = Parking(PG_POOL_SIZE, fresh_for=PG_PARKED_FRESH_FOR)
+    return Database(writer=engine, reader=engine, is_sqlite=False, parked_writer=parked, parked_readers=parked)

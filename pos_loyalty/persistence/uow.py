@@ -26,6 +26,13 @@ class DatabaseBusy(Conflict):
     status = 503
 
 
+class DatabaseUnreachable(Conflict):
+    """The database server dropped the connection (PostgreSQL restarted, the network failed):
+    nothing was committed, and the till may try again at once."""
+
+    status = 503
+
+
 class SqlUnitOfWork:
     """One transaction on one pooled connection.
 
@@ -54,7 +61,7 @@ class SqlUnitOfWork:
         self._autocommit = (one_read or not one_snapshot) and not db.is_sqlite
         self._begin = None if one_read else db.begin_statement(read_only)
         self._lock = db.write_lock if (db.write_lock is not None and not read_only) else nullcontext()
-        self._parking = db.parked_readers if read_only else db.parked_writer  # (SQLite's; None on PostgreSQL)
+        self._parking = db.parked_readers if read_only else db.parked_writer
         self.read_only = read_only  # (sees committed work only)
         self.for_update = not db.is_sqlite and not read_only
         self.memo = db.memo
@@ -124,7 +131,11 @@ class SqlUnitOfWork:
         return self._engine.dialect, self._dbapi
 
     def __exit__(self, *exc) -> None:
+        dropped = exc[0] is not None and issubclass(exc[0], Exception) and self._dropped()
         try:
+            if dropped:  # the pool opens a new connection in its place; the parked ones may be gone
+                (self._connection or self._fairy).invalidate(exc[1])  # too: the pool pings each before use
+                self._parking.empty()
             if self._autocommit:  # (no transaction is open in autocommit: the flag can go back at once)
                 try:
                     self._dbapi.autocommit = False
@@ -141,13 +152,24 @@ class SqlUnitOfWork:
             self._fairy = None
             self._lock.__exit__(*exc)
 
+        if dropped:
+            raise DatabaseUnreachable("the connection to the database was lost; try again") from exc[1]
+
+    def _dropped(self) -> bool:
+        """Did the server drop this unit of work's connection? (psycopg says so: SQLite has no
+        connection to lose)"""
+        return bool(getattr(self._dbapi, "broken", False)) if self._fairy is not None else False
+
     def _park(self) -> bool:
         """Leave the connection for the next unit of work, rolled back as the pool would have
         (False if the parking is full or the rollback failed: then the pool takes it, and drops
-        it if it is broken)."""
+        it if it is broken). psycopg's rollback sends nothing when no transaction is open."""
+        dbapi = self._dbapi
         try:
-            if self._dbapi.in_transaction:
-                self._dbapi.rollback()
+            if getattr(dbapi, "closed", False):  # (psycopg's; a closed sqlite3 connection fails below)
+                return False
+            if getattr(dbapi, "in_transaction", True):  # (sqlite3's; psycopg's rollback is its own check)
+                dbapi.rollback()
         except self.dialect.loaded_dbapi.Error:
             return False
         return self._parking.leave(self._fairy)

@@ -1,0 +1,100 @@
+"""Several tills share one PostgreSQL database, over a network that can fail and a server that can
+restart. A unit of work keeps its connection parked for the next one: used again at once without
+the pool's ping (a round trip), but pinged once it has sat unused for a moment. A connection the
+server dropped costs the till one "try again", never a sale: the checkout goes through on a fresh
+connection, and nothing is recorded twice.
+"""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from pos_loyalty.persistence.db import PG_PARKED_FRESH_FOR
+from pos_loyalty.persistence.uow import DatabaseUnreachable
+from tests.support.factories import enrol, line, sale
+
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+def _db(app):
+    return app.extensions["pos_loyalty"].db
+
+
+def _count_pings(monkeypatch, db) -> list:
+    pings: list = []
+    ping = db.writer.dialect.do_ping
+
+    def counted(dbapi_connection):
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(db.writer.dialect, "do_ping", counted)
+    return pings
+
+
+def _drop_connections(database_url: str) -> int:
+    """What a PostgreSQL restart (or a dropped network) does to the service's connections."""
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            return len(conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+    finally:
+        admin.dispose()
+
+
+@ON_POSTGRESQL
+def test_a_parked_connection_is_used_again_without_a_ping_only_for_a_moment(app, shop, monkeypatch):
+    db = _db(app)
+    now = [1000.0]
+    monkeypatch.setattr(db.parked_writer, "clock", lambda: now[0])
+    with shop.uow(read_only=True, one_read=True) as uow:  # a till-token check: from the pool, pinged
+        first = uow.driver()[1]
+    pings = _count_pings(monkeypatch, db)
+    now[0] += PG_PARKED_FRESH_FOR - 0.1
+    with shop.uow() as uow:  # the sale, straight after: the same connection, no round trip to ask
+        assert uow.driver()[1] is first
+    assert pings == []
+    now[0] += PG_PARKED_FRESH_FOR + 0.1
+    with shop.uow(read_only=True) as uow:  # the next customer, a while later: back through the pool's ping
+        assert uow.driver()[1] is first
+    assert pings == [first]
+    assert db.writer.pool.checkedout() == len(db.parked_writer) == 1
+
+
+@ON_POSTGRESQL
+def test_a_unit_of_work_on_a_dropped_connection_says_try_again_and_the_next_one_works(app, shop, database_url):
+    db = _db(app)
+    with shop.uow() as uow:
+        uow.tills.add("till-x", "hash-x")  # (through the session: its connection goes back to the pool)
+        uow.commit()
+    with shop.uow(read_only=True) as uow:  # (a prepared read: its connection is parked)
+        uow.tills.active_by_token_hash("hash-x")
+    assert len(db.parked_writer) == 1
+    assert _drop_connections(database_url) >= 1
+    with pytest.raises(DatabaseUnreachable) as refused:
+        with shop.uow(read_only=True) as uow:
+            uow.tills.active_by_token_hash("hash-x")
+    assert refused.value.status == 503 and "try again" in refused.value.message
+    assert len(db.parked_writer) == 0  # none of the dropped connections is handed out again unpinged
+    with shop.uow(read_only=True) as uow:
+        assert uow.tills.active_by_token_hash("hash-x").name == "till-x"
+    assert db.writer.pool.checkedout() == len(db.parked_writer)
+
+
+@ON_POSTGRESQL
+def test_a_checkout_goes_through_after_postgresql_dropped_the_tills_connections(app, api, database_url):
+    anna = enrol(api)
+    assert api.post("/transactions", json=sale(line("COF", 250), card=anna["card"], id="BEFORE")).status_code == 201
+    before = api.get(f"/cards/{anna['card']}").get_json()["balance"]
+    assert _drop_connections(database_url) >= 1
+    answered_in_front = app.wsgi_app.answered
+    after = api.post("/transactions", json=sale(line("COF", 250), card=anna["card"], id="AFTER"))
+    assert after.status_code == 201, after.get_json()
+    assert app.wsgi_app.answered == answered_in_front  # the fast route met the dropped connection; Flask's went on
+    points = after.get_json()["points"]
+    assert points["balance_before"] == before and points["balance_after"] == before + points["earned"] > before
+    again = api.post("/transactions", json=sale(line("COF", 250), card=anna["card"], id="AFTER"))
+    assert again.get_json()["replayed"] is True  # the till's retry: recorded once
+    assert api.get(f"/cards/{anna['card']}").get_json()["balance"] == points["balance_after"]
