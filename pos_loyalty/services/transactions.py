@@ -172,11 +172,9 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             raise InvalidInput("a reward can only be redeemed with the customer's card", field="rewards")
         customer = None
         if request.card_number:
+            # (on PostgreSQL the row lock may have waited for another till's commit of this very
+            # id: then storing it fails as a duplicate, and ``_with_retry`` answers as for a retry)
             customer = _card_holder_for_sale(uow, request.card_number)
-            if getattr(uow, "for_update", True):  # the row lock may have waited for another till's commit
-                existing = uow.transactions.answer_of(request.id)
-                if existing is not None:
-                    return _replay(existing, request_hash, "sale")
             programme = programme_as_of(uow, customer.latest_programme_id)  # (read with the holder)
         else:
             programme = current_programme(uow)
