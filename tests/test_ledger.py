@@ -92,6 +92,22 @@ def test_the_database_refuses_to_change_a_ledger_entry(app, api):
     assert _stored(engine, entry_id) == before == (30, "adjust", "goodwill")
 
 
+def test_the_one_change_the_database_lets_through_is_erasure_blanking_a_reason(app, api):
+    """A privacy erasure blanks what staff wrote about the customer (migration 0010); the points,
+    their kind and dates never change, and the reason cannot be rewritten to anything else."""
+    engine = app.extensions["pos_loyalty"].db.writer
+    _, entry_id = _one_entry(app, api)
+    for change in ("reason = 'goodwill, doubled'", "reason = '[erased]', points = 60", "reason = '[erased]', \"user\" = 'someone else'",
+                   "reason = '[erased]', expires_at = NULL", "reason = '[erased]', kind = 'earn'"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with engine.begin() as conn:
+                conn.execute(text(f"UPDATE ledger_entries SET {change} WHERE id = :id"), {"id": entry_id})
+        assert _stored(engine, entry_id) == (30, "adjust", "goodwill"), change
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_entries SET reason = '[erased]' WHERE id = :id"), {"id": entry_id})
+    assert _stored(engine, entry_id) == (30, "adjust", "[erased]")
+
+
 def test_the_database_refuses_to_remove_a_ledger_entry(app, api):
     db = app.extensions["pos_loyalty"].db
     customer_id, entry_id = _one_entry(app, api)

@@ -37,6 +37,7 @@ CANARY = {
     "comment": "canary comment about the cold croissant",
     "claimed_comment": "canary remark left before the card was shown",
     "resolution": "canary resolution: rang Quentin Zyxwvut-Canary back",
+    "goodwill": "canary goodwill: waited twenty minutes at the deli counter",
 }
 
 
@@ -82,7 +83,8 @@ def quentins_history(api, shop, clock) -> dict:
     record_feedback(shop, transaction_id=anonymous["id"], satisfaction=2, comment=CANARY["claimed_comment"])  # opens a follow-up
     r = api.post(f"/transactions/{anonymous['id']}/claim", json={"card_number": new_card})
     assert r.status_code == 200, r.get_json()
-    adjust(api, quentin["id"], 15, reason="goodwill for the wait")
+    adjust(api, quentin["id"], 15, reason=CANARY["goodwill"])  # staff's words about him, in the append-only ledger
+    adjust(api, ben["id"], 5, reason="goodwill: Ben's receipt was misprinted")
     clock.now = at(2026, 4, 9)
     with shop.uow() as uow:  # another part of the shop quoting his email in its own audit entry
         uow.audit.record("maria", "newsletter.bounce", "newsletter", "2026-04", None, {"address": CANARY["email"], "count": 1})
@@ -165,7 +167,7 @@ def test_erasure_leaves_no_trace_of_the_person_but_the_points_and_takings_add_up
     planted = canaries(story)
     before = figures(app, quentin["id"])
     everywhere = text_everywhere(app)
-    for key in ("name", "email", "allergy", "staff_note", "comment", "claimed_comment", "resolution", "old_card"):
+    for key in ("name", "email", "allergy", "staff_note", "comment", "claimed_comment", "resolution", "old_card", "goodwill"):
         assert any(planted[key].lower() in text.lower() for _, _, text in everywhere), key  # planted, and seen by the dump
 
     clock.now = at(2026, 6, 20, 10)
@@ -184,6 +186,10 @@ def test_erasure_leaves_no_trace_of_the_person_but_the_points_and_takings_add_up
 
     names = {text for table, column, text in text_everywhere(app) if (table, column) == ("customers", "name")}
     assert names == {f"Erased customer #{quentin['id']}", "Ben Bystander"}
+    with shop.uow(read_only=True) as uow:  # the ledger's points stay; only the staff's words about him went
+        reasons = {(e.customer_id, e.cause, e.points, e.reason) for e in uow.privacy.ledger(quentin["id"]) + uow.privacy.ledger(ben["id"])}
+    assert (quentin["id"], "adjustment", 15, "[erased]") in reasons and (ben["id"], "adjustment", 5, "goodwill: Ben's receipt was misprinted") in reasons
+    assert ("Free coffee" in {r for *_, r in reasons}) and summary["ledger_reasons_scrubbed"] == 1
     assert api.get(f"/customers/{ben['id']}").get_json()["staff_notes"] == "Ben's own note"  # nobody else touched
 
     with shop.uow(read_only=True) as uow:

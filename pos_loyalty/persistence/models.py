@@ -2,7 +2,8 @@
 
 Money is integer minor units, points are integers, quantities are integer thousandths
 (``quantity_milli``), and every timestamp is stored in UTC and read back timezone-aware.
-The ledger is append-only: the migrations install triggers that refuse UPDATE and DELETE.
+The ledger is append-only: the migrations install triggers that refuse UPDATE and DELETE (but
+for erasure blanking an entry's reason, migration 0010).
 """
 from __future__ import annotations
 
@@ -249,7 +250,8 @@ class Redemption(Base):
 
 
 class LedgerEntry(Base):
-    """One movement of points. Append-only: the database refuses UPDATE and DELETE."""
+    """One movement of points. Append-only: the database refuses UPDATE and DELETE, except an
+    erasure setting ``reason`` to "[erased]" (migration 0010)."""
 
     __tablename__ = "ledger_entries"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from sqlalchemy import Text, and_, cast, delete, false, or_, select
+from sqlalchemy import Text, and_, cast, delete, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import models as m
@@ -107,6 +107,23 @@ class Privacy:
 
     def delete_cards(self, customer_id: int) -> int:
         return self.s.execute(delete(m.Card).where(m.Card.customer_id == customer_id)).rowcount or 0
+
+    def ledger_reasons(self, customer_id: int) -> list[tuple[int, str, str]]:
+        """(id, cause, reason) of each of the customer's ledger entries that has a reason."""
+        rows = self.s.execute(
+            select(m.LedgerEntry.id, m.LedgerEntry.cause, m.LedgerEntry.reason)
+            .where(m.LedgerEntry.customer_id == customer_id, m.LedgerEntry.reason.is_not(None))
+            .order_by(m.LedgerEntry.id)
+        )
+        return [(r.id, r.cause, r.reason) for r in rows]
+
+    def blank_ledger_reasons(self, entry_ids: Sequence[int], erased: str) -> int:
+        """Set these entries' reason to ``erased``: the one change to the ledger its triggers let
+        through (migration 0010)."""
+        if not entry_ids:
+            return 0
+        statement = update(m.LedgerEntry).where(m.LedgerEntry.id.in_(list(entry_ids))).values(reason=erased)
+        return self.s.execute(statement, execution_options={"synchronize_session": False}).rowcount or 0
 
     def delete_products(self, customer_id: int) -> int:
         return self.s.execute(delete(m.CustomerProduct).where(m.CustomerProduct.customer_id == customer_id)).rowcount or 0

@@ -6,8 +6,10 @@ holder; the old card then scans as unknown and a sale with it is refused), what 
 forgotten, rating comments and follow-up texts are scrubbed, their sales lose the card number
 and the customer details stored in the till's answer, and audit payloads about them or quoting
 their identifiers are scrubbed. The customer row stays with its balance and ``erased_at`` set;
-ledger entries stay exactly as written (the database refuses any change to them), and sales keep
-their lines and totals, so points and takings still add up. All of it is one unit of work.
+ledger entries keep their points, kinds and dates (the database refuses any change to those),
+but the reasons staff typed for goodwill adjustments, and any reason quoting one of the
+customer's identifiers, become "[erased]", the one change the ledger allows. Sales keep their
+lines and totals, so points and takings still add up. All of it is one unit of work.
 """
 from __future__ import annotations
 
@@ -234,7 +236,12 @@ def erase_customer(shop: Shop, customer_id: int, actor: str, reason: str) -> dic
                 f.resolved_at, f.resolved_by, f.resolution = now, actor, CLOSED_ON_ERASURE
             elif f.resolution is not None:
                 f.resolution = ERASED
+        # a goodwill adjustment's reason is what a member of staff wrote about this person; the
+        # product's own reasons (a reward's name, "return of S1") are kept unless they quote them
+        reasons = [entry_id for entry_id, cause, text in p.ledger_reasons(customer.id)
+                   if text != ERASED and (cause == "adjustment" or _scrub_quotes(text, identifiers) == ERASED)]
         uow.flush()
+        reasons_scrubbed = p.blank_ledger_reasons(reasons, ERASED)
         cards_removed = p.delete_cards(customer.id)
         products_removed = p.delete_products(customer.id)
 
@@ -253,6 +260,7 @@ def erase_customer(shop: Shop, customer_id: int, actor: str, reason: str) -> dic
             "transactions_anonymised": len(transactions),
             "ratings_scrubbed": len(feedback),
             "follow_ups_scrubbed": len(follow_ups),
+            "ledger_reasons_scrubbed": reasons_scrubbed,
             "audit_entries_scrubbed": len(about) + len(quoting),
         }
         uow.audit.record(
