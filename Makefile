@@ -6,7 +6,7 @@ DEMO_DIR ?= var/demo
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-test browser clean
+.PHONY: run test install install-test browser screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ browser:
 ## test: install everything the suite needs and run it against SQLite and PostgreSQL
 test: install browser
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+## screenshots: run the browser tests, keeping their pictures in docs/screenshots (the README's)
+screenshots: install browser
+	POS_LOYALTY_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

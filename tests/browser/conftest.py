@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.screens import SCREENSHOTS
+from tests.browser.screens import screenshots_directory
 from tests.conftest import IN_CI
 
 CHROMIUM = os.environ.get("POS_LOYALTY_CHROMIUM", "/usr/bin/chromium")
@@ -95,7 +95,7 @@ def browser():
     except ImportError:
         _unavailable("Playwright for Python is not installed (pip install playwright)")
     expect.set_options(timeout=WAIT_MS)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshots_directory()  # (made if missing)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
