@@ -18,7 +18,7 @@ from pos_loyalty.services.feedback import record_feedback
 from pos_loyalty.services.programme import get_programme, list_rewards
 from pos_loyalty.services.receipts import waiting_print_jobs
 from pos_loyalty.services.staff import audit_trail
-from tests.support.escpos_capture import CapturePrinter, closed_port
+from tests.support.escpos_capture import CapturePrinter, closed_port, decode_escpos
 from tests.support.factories import enrol, line, programme, reward, sale
 from tests.support.staff import Staff, text_of
 from web.charts import Series, axis_range, bar_chart, line_chart
@@ -581,6 +581,40 @@ class TestWithAPrinterThatIsOff:
             assert "The test page is printing" in text_of(manager.get("/panel/devices"))
             assert shop_printer.next_job()  # the reprint
             assert shop_printer.next_job()  # the test page
+
+
+    def test_a_customer_asking_for_a_copy_gets_one_from_the_receipts_printed_here(self, app, api, shop, manager, results):
+        services = app.extensions["pos_loyalty"]
+        with CapturePrinter() as shop_printer:
+            services.printer.printer_url = shop_printer.url
+            services.settings = dataclasses.replace(services.settings, printer_url=shop_printer.url)
+            for n in range(12):
+                api.post("/transactions", json=sale(line(), id=f"S-{n:02}"))
+                assert results.get(timeout=10)["status"] == "printed"
+                shop_printer.next_job()
+            page = manager.get("/panel/devices").get_data(as_text=True)
+            offered = re.findall(r'aria-label="Print a copy of the receipt for (S-\d+)"', page)
+            assert offered == [f"S-{n:02}" for n in range(11, 1, -1)]  # the last ten, the latest first
+            job_id = re.search(r'id="printed-job-(\d+)"', page).group(1)
+            assert manager.post(f"/panel/devices/print-jobs/{job_id}/reprint").status_code == 302
+            assert results.get(timeout=10)["status"] == "printed"
+            printouts = [decode_escpos(shop_printer.next_job()) for _ in range(2)]  # the page's status question, the copy
+            assert [p.lines != [] for p in printouts] == [False, True] and printouts[1].cuts == 1
+            assert "The receipt for S-11 is sent to the printer again." in text_of(manager.get("/panel/devices"))
+            assert 'id="print-job-' not in page  # nothing waits
+            manager.get("/panel/devices")  # the oldest, S-00, is no longer among the last ten
+            assert manager.post(f"/panel/devices/print-jobs/{_job_of(shop, 'S-00')}/reprint").status_code == 302
+            assert "not offered here any more" in text_of(manager.get("/panel/devices"))
+            assert results.empty()
+
+
+def _job_of(shop, transaction_id: str) -> int:
+    from sqlalchemy import select
+
+    from pos_loyalty.persistence import models as m
+
+    with shop.uow(read_only=True) as uow:
+        return uow.session.scalars(select(m.PrintJob.id).where(m.PrintJob.transaction_id == transaction_id)).one()
 
 
 def test_without_a_printer_the_devices_page_says_so(manager):

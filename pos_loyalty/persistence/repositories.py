@@ -713,6 +713,14 @@ class PrintJobs(_Repo):
             query = query.where(or_(m.PrintJob.station == station, m.PrintJob.station.is_(None)))
         return list(self.s.scalars(query.order_by(m.PrintJob.id)))
 
+    def printed_recently(self, station: str, limit: int) -> list[m.PrintJob]:
+        """``station``'s printed receipts, the latest sale's first (by job id: on SQLite the
+        (station, status) index walked backwards, on PostgreSQL the newest ids first; a year of a
+        till's receipts is never sorted for ten)."""
+        query = (select(m.PrintJob).where(m.PrintJob.station == station, m.PrintJob.status == "printed")
+                 .order_by(m.PrintJob.id.desc()).limit(limit))
+        return list(self.s.scalars(query))
+
     def claim_unowned(self, station: str) -> int:
         """Give ``station`` the waiting jobs that have none. One UPDATE: of two tills starting at
         once on PostgreSQL the second waits for the first's row locks, finds the station set and

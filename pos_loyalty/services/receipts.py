@@ -204,3 +204,9 @@ def waiting_print_jobs(shop: Shop, *, station: str | None = None) -> list[dict[s
     no station named, every station's."""
     with shop.uow(read_only=True) as uow:
         return [_job_dict(j) for j in uow.print_jobs.queued(station)]
+
+
+def printed_print_jobs(shop: Shop, *, station: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The receipts ``station`` printed last, the latest first: a customer asking for a copy."""
+    with shop.uow(read_only=True) as uow:
+        return [_job_dict(j) for j in uow.print_jobs.printed_recently(station, limit)]

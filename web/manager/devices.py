@@ -1,8 +1,8 @@
 """The till's devices: the receipt printer and the scanner as the till's settings name them (shown,
-not edited: they are this till's own settings), the printer's status, a test page, and the
-receipts waiting in this station's print queue, each with a reprint button. Tills sharing a
-database each see only their own waiting receipts: a reprint here prints on this till's printer,
-so another till's receipt is not offered."""
+not edited: they are this till's own settings), the printer's status, a test page, the receipts
+waiting in this station's print queue and the last ones it printed (a customer asking for a copy),
+each with a reprint button. Tills sharing a database each see only their own receipts: a reprint
+here prints on this till's printer, so another till's receipt is not offered."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +10,7 @@ import datetime as dt
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 
 from pos_loyalty.domain.errors import LoyaltyError
-from pos_loyalty.services.receipts import waiting_print_jobs
+from pos_loyalty.services.receipts import printed_print_jobs, waiting_print_jobs
 
 from ..cashier import SCANNER_STATES
 from ..errors import page_for_exception
@@ -20,6 +20,7 @@ bp = Blueprint("manager_devices", __name__, url_prefix="/panel/devices")
 bp.register_error_handler(Exception, page_for_exception)
 
 STATUS_TIMEOUT = 1.0  # seconds: the page waits at most this long for the printer to answer
+PRINTED_SHOWN = 10  # the last receipts printed here, offered for a copy
 PAPER_WORDS = {"ok": "Paper OK", "near-end": "Paper running low", "out": "Out of paper", "unknown": "Paper: the printer cannot tell"}
 
 
@@ -54,12 +55,15 @@ def show():
         printer = printer_status(settings.printer_url, profile=settings.printer_profile, timeout=STATUS_TIMEOUT)
         printer["paper_words"] = PAPER_WORDS.get(str(printer["paper"]), f"Paper: {printer['paper']}")
     jobs = [{**job, "created_at": dt.datetime.fromisoformat(job["created_at"])} for job in waiting_print_jobs(services().shop, station=_station())]
+    printed = [{**job, "printed_at": dt.datetime.fromisoformat(job["printed_at"])}
+               for job in printed_print_jobs(services().shop, station=_station(), limit=PRINTED_SHOWN)]
     return render_template(
         "manager/devices.html",
         settings=settings,
         printer=printer,
         scanner=_scanner(),
         jobs=jobs,
+        printed=printed,
         station=_station(),
         queue_running=services().printer is not None,
     )
@@ -85,9 +89,11 @@ def test_print():
 @bp.route(f"/print-jobs/<{F.ID}:job_id>/reprint", methods=["POST"])
 def reprint(job_id: int):
     queue = services().printer
-    job = next((j for j in waiting_print_jobs(services().shop, station=_station()) if j["id"] == job_id), None)
+    offered = [*waiting_print_jobs(services().shop, station=_station()),
+               *printed_print_jobs(services().shop, station=_station(), limit=PRINTED_SHOWN)]
+    job = next((j for j in offered if j["id"] == job_id), None)
     if job is None:
-        flash("That receipt is no longer waiting here: it has printed, or it waits for another till's printer.", "info")
+        flash("That receipt is not offered here any more: it waits for another till's printer, or it is not among this till's last printed.", "info")
     elif queue is None:
         flash("No receipt printer is set up on this till (setting printer_url), so nothing can print.", "error")
     else:
