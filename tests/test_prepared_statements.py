@@ -133,3 +133,25 @@ def test_timestamps_in_and_out_of_sqlite_on_the_fast_path_are_sqlalchemy_s(momen
         ours_in(moment.replace(tzinfo=None))  # a naive time is refused either way
     with pytest.raises(ValueError):
         theirs_in(moment.replace(tzinfo=None))
+
+
+def test_a_sales_lines_and_favourites_go_to_postgresql_as_one_statement_each(api, app):
+    """On PostgreSQL a sale's lines and its favourites are each one INSERT with a row of values per
+    line or product (the driver's executemany had the server run one statement a row); what is
+    stored is the same on both databases: every line in order, and a product bought again adds a
+    visit and its quantity."""
+    anna = enrol(api)
+    basket = [line(f"P{i:02d}", 100 + i, 1 + i % 2) for i in range(9)] + [line("P00", 100, 3)]  # P00 on two lines
+    for n in (1, 2):
+        r = api.post("/transactions", json=sale(*basket, card=anna["card"], id=f"TEN-{n}"))
+        assert r.status_code == 201, r.get_json()
+    with _session(app) as s:
+        stored = s.scalars(select(m.TransactionLine).where(m.TransactionLine.transaction_id == "TEN-2").order_by(m.TransactionLine.id)).all()
+        assert [(ln.line_no, ln.sku, ln.quantity_milli) for ln in stored] == [
+            (i + 1, x["sku"], int(x["quantity"]) * 1000) for i, x in enumerate(basket)]
+        favourites = {p.sku: p for p in s.scalars(select(m.CustomerProduct).where(m.CustomerProduct.customer_id == anna["id"]))}
+        assert len(favourites) == 9 and favourites["P00"].visits == 2 and favourites["P00"].quantity_milli == 2 * 4000
+        assert favourites["P08"].visits == 2 and favourites["P08"].quantity_milli == 2 * 1000
+    if not app.extensions["pos_loyalty"].db.is_sqlite:
+        rows_in_one = {key[2] for key in repos._INSERT_LINES._plans if key[0] == "postgresql" and len(key) == 3}
+        assert 10 in rows_in_one and 9 in {key[2] for key in repos._record_bought("postgresql")._plans if len(key) == 3}

@@ -155,12 +155,12 @@ def _record_bought(dialect_name: str) -> Prepared:
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        stmt = _RECORD_BOUGHT[dialect_name] = Prepared(_bought_upsert(insert))
+        stmt = _RECORD_BOUGHT[dialect_name] = Prepared(_bought_upsert(insert), rows_in_one=True)  # (a sale's SKUs are distinct)
     return stmt
 
 
 _INSERT_TRANSACTION = Prepared(TRANSACTIONS.insert())
-_INSERT_LINES = Prepared(LINES.insert())
+_INSERT_LINES = Prepared(LINES.insert(), rows_in_one=True)
 _INSERT_REDEMPTIONS = Prepared(REDEMPTIONS.insert())
 _INSERT_ENTRIES = Prepared(LEDGER.insert())
 
