@@ -80,7 +80,18 @@ def test_a_unit_of_work_on_a_dropped_connection_says_try_again_and_the_next_one_
     assert len(db.parked_writer) == 0  # none of the dropped connections is handed out again unpinged
     with shop.uow(read_only=True) as uow:
         assert uow.tills.active_by_token_hash("hash-x").name == "till-x"
-    assert db.writer.pool.checkedout() == len(db.parked_writer)
+    assert db.writer.pool.checkedout() == len(db.parked_writer) == 1
+
+    assert _drop_connections(database_url) >= 1  # and through the ORM's session (the panel's writes)
+    with pytest.raises(DatabaseUnreachable):
+        with shop.uow() as uow:
+            uow.tills.add("till-y", "hash-y")
+            uow.commit()
+    with shop.uow() as uow:
+        uow.tills.add("till-y", "hash-y")
+        uow.commit()
+    with shop.uow(read_only=True) as uow:
+        assert uow.tills.active_by_token_hash("hash-y").name == "till-y"
 
 
 @ON_POSTGRESQL
