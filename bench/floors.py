@@ -65,6 +65,15 @@ class RawDatabase:
         return {"card": row[0], "status": row[1], "customer_id": row[2], "name": row[3], "preferred_name": row[4],
                 "balance": row[5], "preferences": row[6] if isinstance(row[6], dict) else json.loads(row[6] or "{}")}
 
+    def _insert_rows(self, cur, head: str, row: str, tail: str, rows: list[tuple]) -> None:
+        """Many rows the fastest plain way for each database: SQLite's executemany (in C, in the
+        process); on PostgreSQL one statement with a row of values each, as the product sends them
+        (an executemany has the server run the statement once a row)."""
+        if self.sqlite or len(rows) < 2:
+            cur.executemany(self._sql(head + row + tail), rows)
+        else:
+            cur.execute(self._sql(head + ", ".join([row] * len(rows)) + tail), [v for r in rows for v in r])
+
     def checkout(self, sale: dict[str, Any], answer: str, *, reward: tuple[int, str, int, int] | None = None) -> int:
         """Write one sale the way the product's tables hold it; returns the points it earned.
 
@@ -96,9 +105,9 @@ class RawDatabase:
                  subtotal - discount, earned, reward[2] if reward else 0, hashlib.sha256(tx.encode()).hexdigest(), answer,
                  hashlib.md5(tx.encode()).hexdigest()[:8].upper()))
             cur = conn.cursor()
-            cur.executemany(q(
-                "INSERT INTO transaction_lines (transaction_id, line_no, sku, description, category, quantity_milli, unit_price, "
-                "line_discount, reward_discount, paid, points) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)"),
+            self._insert_rows(
+                cur, "INSERT INTO transaction_lines (transaction_id, line_no, sku, description, category, quantity_milli, unit_price, "
+                "line_discount, reward_discount, paid, points) VALUES ", "(?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)", "",
                 [(tx, n, sku, desc, cat, qty, price, gross, pts) for n, sku, desc, cat, qty, price, gross, pts in lines])
             change = earned
             if reward:
@@ -110,10 +119,10 @@ class RawDatabase:
             conn.execute(q("INSERT INTO ledger_entries (customer_id, kind, cause, points, created_at, expires_at, transaction_id) "
                            "VALUES (?, 'earn', 'sale', ?, ?, ?, ?)"), (customer_id, earned, now, now, tx))
             conn.execute(q("UPDATE customers SET balance = balance + ? WHERE id = ?"), (change, customer_id))
-            cur.executemany(q(
-                "INSERT INTO customer_products (customer_id, sku, description, visits, quantity_milli, last_bought_at) "
-                "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (customer_id, sku) DO UPDATE SET visits = customer_products.visits + 1, "
-                "quantity_milli = customer_products.quantity_milli + excluded.quantity_milli, last_bought_at = excluded.last_bought_at"),
+            self._insert_rows(
+                cur, "INSERT INTO customer_products (customer_id, sku, description, visits, quantity_milli, last_bought_at) VALUES ",
+                "(?, ?, ?, 1, ?, ?)", " ON CONFLICT (customer_id, sku) DO UPDATE SET visits = customer_products.visits + 1, "
+                "quantity_milli = customer_products.quantity_milli + excluded.quantity_milli, last_bought_at = excluded.last_bought_at",
                 [(customer_id, sku, desc, qty, now) for _, sku, desc, _, qty, *_ in lines])
             cur.close()
             conn.execute("COMMIT")
