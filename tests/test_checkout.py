@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from pos_loyalty.domain.errors import LoyaltyError
 
 from tests.support.factories import adjust, enrol, line, programme, reward, sale
 
@@ -51,6 +58,62 @@ def test_the_same_id_with_a_different_body_is_a_conflict(api):
     assert r.status_code == 409
     assert r.content_type == "application/problem+json"
     assert r.get_json()["errors"][0]["field"] == "id"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_same_sale_waiting_on_the_customers_row_lock_gets_the_first_copys_answer(app, api, shop, database_url):
+    """A till retries a sale on a second till while the first copy is still being written: on
+    PostgreSQL the second waits on the customer's row lock, and then finds the reward's points
+    already spent by the first. It must answer as a retry (the first copy's answer), not refuse
+    the sale for want of points; a different body under the id is still a 409 naming ``id``."""
+    coffee = reward(shop, "Free coffee", points_cost=30)
+    for n, other_body in enumerate((False, True)):
+        customer = enrol(api, f"Anna {n}")
+        adjust(api, customer["id"], 30)  # exactly the reward: a second copy would find nothing left
+        body = sale(line("COF", 250), card=customer["card"], rewards=[coffee["id"]], id=f"RETRIED-{n}")
+        other = {**body, "lines": [line("COF", 250, 2)]} if other_body else body  # (as good a sale on its own)
+        first, second = _race_on_the_row_lock(shop, database_url, customer["id"], body, other)
+        if not other_body:
+            assert first["id"] == second["id"] == f"RETRIED-{n}"
+            assert sorted([first.get("replayed", False), second.get("replayed", False)]) == [False, True]
+            assert {**first, "replayed": None} == {**second, "replayed": None}  # the first copy's answer
+            assert api.get(f"/cards/{customer['card']}").get_json()["balance"] == first["points"]["balance_after"]
+        else:
+            answered, refused = sorted([first, second], key=lambda a: "status" in a)
+            assert answered["id"] == f"RETRIED-{n}" and refused == {"status": 409, "field": "id"}
+
+
+def _race_on_the_row_lock(shop, database_url: str, customer_id: int, *bodies) -> list:
+    """Each body from its own thread, both queued behind a row lock on the customer held here,
+    then let go together: what each till was answered (or the status and field it was refused with)."""
+    from pos_loyalty.api.schemas import SaleSchema
+    from pos_loyalty.api.till import _sale_request
+    from pos_loyalty.services.transactions import record_sale
+
+    outcomes: list = [None] * len(bodies)
+
+    def till(i: int, body: dict) -> None:
+        try:
+            outcomes[i] = record_sale(shop, _sale_request(SaleSchema().load(body)), till_id=None)
+        except LoyaltyError as refused:
+            outcomes[i] = {"status": refused.status, "field": refused.field}
+
+    holder = create_engine(database_url)
+    try:
+        with holder.connect() as conn:
+            conn.execute(text("SELECT id FROM customers WHERE id = :id FOR UPDATE"), {"id": customer_id})
+            threads = [threading.Thread(target=till, args=(i, body)) for i, body in enumerate(bodies)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 30
+            while conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() < len(bodies):
+                assert time.monotonic() < deadline, "the copies never queued on the customer's row"  # (asked of the server)
+            conn.commit()
+            for thread in threads:
+                thread.join(timeout=30)
+    finally:
+        holder.dispose()
+    return outcomes
 
 
 def test_redeeming_a_reward_discounts_the_basket_and_spends_the_points(api, shop):

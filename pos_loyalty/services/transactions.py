@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Sequence
 
 from ..domain import earning as E
-from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidInput, NotFound
+from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidInput, LoyaltyError, NotFound
 from ..domain.ledger import Entry, birthday_week_start, expiry_for, replay, still_reversible
 from ..domain.programme import Programme
 from ..domain.timing import CLOCK_TOLERANCE, check_occurred_at
@@ -127,13 +127,33 @@ def _replay(existing, request_hash: str, kind: str) -> dict[str, Any]:
     return {**existing.response, "replayed": True}
 
 
-def _with_retry(work):
+def _with_retry(work, stored):
     """Run ``work`` again once if a concurrent writer stored the same id first; the second run
-    then finds that row and answers as for a retry."""
+    then finds that row and answers as for a retry. And if ``work`` is refused, answer with what
+    ``stored`` finds under the id after all: on PostgreSQL the row lock may have waited for
+    another till's commit of this very request (a till retrying on a second till), and what the
+    first copy left (a balance spent on the reward, a line already returned) refuses the second,
+    which must get the first's answer (or a 409 naming ``id`` for a different body) instead."""
     try:
         return work()
     except DuplicateKey:
         return work()
+    except LoyaltyError as refused:
+        try:
+            answer = stored()  # (a different body under the id: its 409 naming ``id``)
+        except LoyaltyError:
+            raise
+        except Exception:  # (the database is unreachable too: the first refusal says so)
+            raise refused from None
+        if answer is None:
+            raise
+        return answer
+
+
+def _stored_answer(shop: Shop, transaction_id: str, request_hash: str, kind: str) -> dict[str, Any] | None:
+    with shop.uow(read_only=True, one_read=True) as uow:
+        existing = uow.transactions.answer_of(transaction_id)
+    return None if existing is None else _replay(existing, request_hash, kind)
 
 
 # -- sale ------------------------------------------------------------------------------------------
@@ -141,7 +161,8 @@ def _with_retry(work):
 
 def record_sale(shop: Shop, request: SaleRequest, *, till_id: int | None, till_name: str | None = None) -> dict[str, Any]:
     request_hash = fingerprint(request)
-    return _with_retry(lambda: _record_sale(shop, request, request_hash, till_id, till_name))
+    return _with_retry(lambda: _record_sale(shop, request, request_hash, till_id, till_name),
+                       lambda: _stored_answer(shop, request.id, request_hash, "sale"))
 
 
 def _card_holder_for_sale(uow: UnitOfWork, card_number: str):
@@ -173,7 +194,8 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
         customer = None
         if request.card_number:
             # (on PostgreSQL the row lock may have waited for another till's commit of this very
-            # id: then storing it fails as a duplicate, and ``_with_retry`` answers as for a retry)
+            # id: then storing it fails as a duplicate, or what that one changed refuses this one,
+            # and either way ``_with_retry`` answers as for a retry)
             customer = _card_holder_for_sale(uow, request.card_number)
             programme = programme_as_of(uow, customer.latest_programme_id)  # (read with the holder)
         else:
@@ -341,7 +363,8 @@ def record_return(
     shop: Shop, original_id: str, request: ReturnRequest, *, till_id: int | None, till_name: str | None = None
 ) -> dict[str, Any]:
     request_hash = hashlib.sha256(f"{original_id}:{fingerprint(request)}".encode()).hexdigest()
-    return _with_retry(lambda: _record_return(shop, original_id, request, request_hash, till_id, till_name))
+    return _with_retry(lambda: _record_return(shop, original_id, request, request_hash, till_id, till_name),
+                       lambda: _stored_answer(shop, request.id, request_hash, "return"))
 
 
 def _sale_lines(rows) -> list[E.Line]:
