@@ -38,7 +38,7 @@ test: install browser
 
 ## screenshots: run the browser tests, keeping their pictures in docs/screenshots (the README's)
 screenshots: install browser
-	POS_LOYALTY_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser
+	CI=true POS_LOYALTY_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser  # (CI=true: no Chromium fails, not skips)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -29,6 +29,7 @@ from .services.receipts import (
     claim_unowned_print_jobs,
     is_waiting_at,
     print_job,
+    printed_before,
     queue_receipt,
     receipt_for,
     record_print_result,
@@ -111,7 +112,7 @@ class PrintQueue:
             try:
                 job = print_job(self.shop, job_id)
                 if is_waiting_at(job, self.station):
-                    error = self._print(transaction_id)
+                    error = self._print(transaction_id, copy=printed_before(self.shop, job_id))
                     job = record_print_result(self.shop, job_id, error=error)
                 else:
                     log.info("print job %s (receipt %s) is no longer waiting here: not printed again", job_id, transaction_id)
@@ -128,9 +129,9 @@ class PrintQueue:
             if job is not None and self.on_result:
                 self.on_result(job)
 
-    def _print(self, transaction_id: str) -> str | None:
+    def _print(self, transaction_id: str, *, copy: bool = False) -> str | None:
         try:
-            receipt = receipt_for(self.shop, transaction_id, self.options)
+            receipt = receipt_for(self.shop, transaction_id, self.options, copy=copy)
             print_receipt(receipt, self.printer_url, profile=self.profile, timeout=self.timeout)
         except PrinterError as exc:
             return str(exc)

@@ -37,6 +37,22 @@ def test_a_migrated_database_is_at_the_newest_revision(database_url):
         engine.dispose()
 
 
+def test_the_sqlite_ledger_guard_keeps_every_column_but_the_reason(sqlite_template):
+    """The trigger that lets an erasure blank a ledger reason (migration 0010) must name every
+    other column of ``ledger_entries``, or a new column could be changed unchecked."""
+    import sqlite3
+
+    from pos_loyalty.persistence.models import LedgerEntry
+
+    conn = sqlite3.connect(sqlite_template)
+    try:
+        guard = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'ledger_entries_no_update'").fetchone()[0]
+    finally:
+        conn.close()
+    kept = set(LedgerEntry.__table__.columns.keys()) - {"reason"}
+    assert kept and all(f'NEW."{column}" IS OLD."{column}"' in guard for column in kept), guard
+
+
 def test_the_migrations_form_one_line_of_history():
     script = ScriptDirectory.from_config(alembic_config())
     assert len(script.get_heads()) == 1

@@ -109,3 +109,35 @@ def test_a_checkout_goes_through_after_postgresql_dropped_the_tills_connections(
     again = api.post("/transactions", json=sale(line("COF", 250), card=anna["card"], id="AFTER"))
     assert again.get_json()["replayed"] is True  # the till's retry: recorded once
     assert api.get(f"/cards/{anna['card']}").get_json()["balance"] == points["balance_after"]
+
+
+@ON_POSTGRESQL
+def test_a_connection_lost_while_committing_says_the_outcome_is_unknown(app, shop, database_url):
+    """The commit was sent on a connection the server had dropped: whether it landed cannot be
+    known, so the till is told to look before trying again (a sale's id makes its retry safe)."""
+    with pytest.raises(DatabaseUnreachable) as lost:
+        with shop.uow() as uow:
+            uow.tills.add("till-z", "hash-z")
+            uow.flush()
+            _drop_connections(database_url)
+            uow.commit()
+    assert lost.value.status == 503 and "may or may not have been saved" in lost.value.message
+    with shop.uow(read_only=True) as uow:  # (here it did not: the server had rolled it back)
+        assert uow.tills.active_by_token_hash("hash-z") is None
+
+
+@ON_POSTGRESQL
+def test_work_done_before_the_connection_dropped_stands(app, shop, database_url):
+    """The server drops the connection after a unit of work has read what it needed: ending it
+    has nothing to undo, so its result is kept rather than turned into an error."""
+    db = _db(app)
+    with shop.uow() as uow:
+        uow.tills.add("till-w", "hash-w")
+        uow.commit()
+    with shop.uow(read_only=True) as uow:
+        found = uow.tills.by_name("till-w")  # (through the session)
+        _drop_connections(database_url)
+    assert found.name == "till-w"
+    assert len(db.parked_writer) == 0 and db.writer.pool.checkedout() == 0
+    with shop.uow(read_only=True) as uow:
+        assert uow.tills.active_by_token_hash("hash-w").name == "till-w"

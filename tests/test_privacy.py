@@ -85,6 +85,7 @@ def quentins_history(api, shop, clock) -> dict:
     assert r.status_code == 200, r.get_json()
     adjust(api, quentin["id"], 15, reason=CANARY["goodwill"])  # staff's words about him, in the append-only ledger
     adjust(api, ben["id"], 5, reason="goodwill: Ben's receipt was misprinted")
+    adjust(api, ben["id"], 7, reason=f"points moved from his brother's card, {CANARY['email']}")  # quoting Quentin
     clock.now = at(2026, 4, 9)
     with shop.uow() as uow:  # another part of the shop quoting his email in its own audit entry
         uow.audit.record("maria", "newsletter.bounce", "newsletter", "2026-04", None, {"address": CANARY["email"], "count": 1})
@@ -189,7 +190,8 @@ def test_erasure_leaves_no_trace_of_the_person_but_the_points_and_takings_add_up
     with shop.uow(read_only=True) as uow:  # the ledger's points stay; only the staff's words about him went
         reasons = {(e.customer_id, e.cause, e.points, e.reason) for e in uow.privacy.ledger(quentin["id"]) + uow.privacy.ledger(ben["id"])}
     assert (quentin["id"], "adjustment", 15, "[erased]") in reasons and (ben["id"], "adjustment", 5, "goodwill: Ben's receipt was misprinted") in reasons
-    assert ("Free coffee" in {r for *_, r in reasons}) and summary["ledger_reasons_scrubbed"] == 1
+    assert (ben["id"], "adjustment", 7, "[erased]") in reasons  # Ben's entry quoted Quentin's email
+    assert ("Free coffee" in {r for *_, r in reasons}) and summary["ledger_reasons_scrubbed"] == 2
     assert api.get(f"/customers/{ben['id']}").get_json()["staff_notes"] == "Ben's own note"  # nobody else touched
 
     with shop.uow(read_only=True) as uow:

@@ -350,6 +350,15 @@ def test_no_line_ever_overflows_the_paper(name, description, shop, reward, colum
     assert_fits(lay_out_receipt(sale, columns=columns), columns)
 
 
+def test_a_reprinted_receipt_says_it_is_a_copy_in_the_customers_language():
+    original = lay_out_receipt(a_sale(), columns=42).as_text()
+    copy = lay_out_receipt(a_sale(copy=True), columns=42).as_text()
+    assert "COPY" not in original
+    assert copy.replace(f"{'*** COPY ***':^42}".rstrip() + "\n", "", 1) == original  # one line more, centred, and nothing else
+    german = lay_out_receipt(a_sale(copy=True, loyalty=dataclasses.replace(a_statement(), language="de")), columns=42).as_text()
+    assert "*** KOPIE ***" in german and "COPY" not in german
+
+
 def test_paper_narrower_than_a_receipt_can_use_is_refused():
     with pytest.raises(ValueError, match="columns"):
         lay_out_receipt(a_sale(), columns=20)

@@ -8,7 +8,8 @@ column as it was. The points, their kind, dates, lots and who made them can stil
 and no row can be deleted.
 
 On SQLite the trigger names each column it keeps: a migration that adds a column to
-``ledger_entries`` must add it here too. PostgreSQL compares the whole row but its reason.
+``ledger_entries`` must create this trigger again with the column in its list
+(tests/test_migrations.py fails until it does). PostgreSQL compares the whole row but its reason.
 
 Revision ID: 0010
 Revises: 0009

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from marshmallow import ValidationError
 
 from .. import jsoncodec
+from ..domain.errors import LoyaltyError
 from ..services import transactions as tx_svc
 from ..services.access import authenticate_till
 from ..services.summary import card_summary
@@ -99,7 +100,7 @@ class CounterRoutes:
             return None
         try:
             return authenticate_till(self.services.shop, token.strip())
-        except Exception:  # (PostgreSQL dropped the connection it was parked on): Flask's check tries again
+        except LoyaltyError:  # (PostgreSQL dropped the connection it was parked on: a 503) Flask's check tries again
             return None
 
     def _json_body(self, environ) -> Any:

@@ -222,6 +222,7 @@ class ReceiptData:
     total_minor: int
     rewards: tuple[AppliedReward, ...] = ()
     loyalty: LoyaltyStatement | None = None
+    copy: bool = False  # printed before: this one says it is a copy, not a second sale
 
     def __post_init__(self) -> None:
         if self.time.tzinfo is None or self.time.utcoffset() is None:
@@ -247,6 +248,8 @@ def lay_out_receipt(data: ReceiptData, *, columns: int) -> Receipt:
         lines += _centred(address_line, columns)
     lines.append(Rule())
 
+    if data.copy:
+        lines += _centred(words.gettext("*** COPY ***"), columns, bold=True)
     lines += _text(words.gettext("Receipt {number}").format(number=data.transaction_id), columns)
     when = format_datetime(data.time, "short", tzinfo=ZoneInfo(data.timezone), locale=words.locale)
     lines += _two_columns(when, words.gettext("Till {till}").format(till=data.till), columns)

@@ -93,8 +93,9 @@ class Parking:
     a round trip of its own. A unit of work takes a parked connection instead and leaves it here
     when it ends, rolled back as the pool would. The connections stay checked out of the pool
     meanwhile, so the pool still bounds how many there are. ``pop`` and ``append`` on a list are
-    atomic, so threads share a parking without a lock of its own (two units of work leaving at
-    once may park one more than ``limit``; SQLite's writers use theirs under the write lock).
+    atomic, so threads share a parking without a lock of its own (units of work leaving at once
+    may park a few more than ``limit``, one a thread at most; SQLite's writers use theirs under the
+    write lock).
 
     ``fresh_for`` (PostgreSQL): a connection parked longer than that many seconds goes back to the
     pool instead, whose ping finds out whether the server still has it; one used that recently is

@@ -12,8 +12,10 @@ same ``IntegrityError`` / ``OperationalError`` either way.
 What it does not do, and refuses at compile time instead of getting wrong: statements whose
 parameters expand at execution (``IN`` lists: write them with ``or_``), Python-side column
 defaults that are not plain values, and ``RETURNING``. Nor does it invalidate a pooled connection
-the database dropped, as SQLAlchemy's execution would: PostgreSQL's pool pings connections before
-handing them out (``pool_pre_ping``), and SQLite has no connection to lose.
+the database dropped, as SQLAlchemy's execution would: the unit of work does, when psycopg says
+the connection broke (``uow.SqlUnitOfWork.__exit__``), and the pool pings a PostgreSQL connection
+parked for more than a moment before it is used again (``db.Parking``); SQLite has no connection
+to lose.
 """
 from __future__ import annotations
 
@@ -36,9 +38,11 @@ class Prepared:
     ``rows_in_one``: an INSERT of many rows goes to PostgreSQL as one statement with a row of
     values each (what SQLAlchemy's own execution does, "insertmanyvalues"), not as the driver's
     executemany, which has the server run the statement once a row: a sale's ten lines took ten
-    executions (~1 ms). Only for rows whose order does not matter (each names its own key): the
-    ledger's entries, whose ids must rise in the order given, stay row by row. SQLite runs an
-    executemany in C within the process, at a few µs a row, and keeps it."""
+    executions (~1 ms). Only for rows whose order is carried by their own columns (a line's
+    number, a product's SKU; their serial ids still follow the VALUES order, as PostgreSQL reads
+    the list in order, and tests/test_prepared_statements.py checks it): the ledger's entries,
+    whose ids alone order them, stay row by row. SQLite runs an executemany in C within the
+    process, at a few µs a row, and keeps it."""
 
     __slots__ = ("statement", "rows_in_one", "_plans")
 

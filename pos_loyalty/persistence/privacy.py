@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from sqlalchemy import Text, and_, cast, delete, false, or_, select, update
+from sqlalchemy import Text, and_, cast, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import models as m
@@ -108,14 +108,18 @@ class Privacy:
     def delete_cards(self, customer_id: int) -> int:
         return self.s.execute(delete(m.Card).where(m.Card.customer_id == customer_id)).rowcount or 0
 
-    def ledger_reasons(self, customer_id: int) -> list[tuple[int, str, str]]:
-        """(id, cause, reason) of each of the customer's ledger entries that has a reason."""
+    def ledger_reasons(self, customer_id: int, texts: Sequence[str]) -> list[tuple[int, int, str, str]]:
+        """(id, customer id, cause, reason) of each ledger entry with a reason that is the
+        customer's own, or that quotes one of these texts (any customer's: a transfer noted on a
+        relative's adjustment), ignoring case."""
+        e = m.LedgerEntry
+        quoting = [func.lower(e.reason).contains(text.lower(), autoescape=True) for text in texts if text]
         rows = self.s.execute(
-            select(m.LedgerEntry.id, m.LedgerEntry.cause, m.LedgerEntry.reason)
-            .where(m.LedgerEntry.customer_id == customer_id, m.LedgerEntry.reason.is_not(None))
-            .order_by(m.LedgerEntry.id)
+            select(e.id, e.customer_id, e.cause, e.reason)
+            .where(e.reason.is_not(None), or_(e.customer_id == customer_id, *quoting))
+            .order_by(e.id)
         )
-        return [(r.id, r.cause, r.reason) for r in rows]
+        return [(r.id, r.customer_id, r.cause, r.reason) for r in rows]
 
     def blank_ledger_reasons(self, entry_ids: Sequence[int], erased: str) -> int:
         """Set these entries' reason to ``erased``: the one change to the ledger its triggers let

@@ -636,9 +636,12 @@ class CustomerProducts(_Repo):
                 row.last_bought_at = max(row.last_bought_at, at)
 
     def record_bought(self, customer_id: int, bought: Sequence[tuple[str, str, int]], at: dt.datetime) -> None:
-        """One sale's products (sku, description, quantity_milli), each a visit: one upsert statement."""
+        """One sale's products (sku, description, quantity_milli), each a visit: one upsert statement.
+        Each SKU once: PostgreSQL refuses an upsert that meets the same row twice in one statement."""
         if not bought:
             return
+        if len({sku for sku, _, _ in bought}) != len(bought):
+            raise ValueError("each product once a sale: add up its lines' quantities first")
         self._core(
             _record_bought(self._dialect_name()),
             [
@@ -713,13 +716,23 @@ class PrintJobs(_Repo):
             query = query.where(or_(m.PrintJob.station == station, m.PrintJob.station.is_(None)))
         return list(self.s.scalars(query.order_by(m.PrintJob.id)))
 
+    def printed_before(self, job: m.PrintJob) -> bool:
+        """Whether the job's receipt has come out of a printer already (this job, or another)."""
+        if job.printed_at is not None:
+            return True
+        return self.s.scalars(select(m.PrintJob.id).where(
+            m.PrintJob.transaction_id == job.transaction_id, m.PrintJob.status == "printed", m.PrintJob.id != job.id).limit(1)).first() is not None
+
     def printed_recently(self, station: str, limit: int) -> list[m.PrintJob]:
-        """``station``'s printed receipts, the latest sale's first (by job id: on SQLite the
-        (station, status) index walked backwards, on PostgreSQL the newest ids first; a year of a
-        till's receipts is never sorted for ten)."""
+        """``station``'s printed receipts, the latest job first, each transaction once (a copy
+        printed is a job of its own). By job id: on SQLite the (station, status) index walked
+        backwards, on PostgreSQL the newest ids first; a year of a till's receipts is never sorted
+        for ten."""
         query = (select(m.PrintJob).where(m.PrintJob.station == station, m.PrintJob.status == "printed")
-                 .order_by(m.PrintJob.id.desc()).limit(limit))
-        return list(self.s.scalars(query))
+                 .order_by(m.PrintJob.id.desc()).limit(limit * 3))
+        seen: set[str] = set()
+        jobs = [job for job in self.s.scalars(query) if not (job.transaction_id in seen or seen.add(job.transaction_id))]
+        return jobs[:limit]
 
     def claim_unowned(self, station: str) -> int:
         """Give ``station`` the waiting jobs that have none. One UPDATE: of two tills starting at

@@ -27,10 +27,16 @@ class DatabaseBusy(Conflict):
 
 
 class DatabaseUnreachable(Conflict):
-    """The database server dropped the connection (PostgreSQL restarted, the network failed):
-    nothing was committed, and the till may try again at once."""
+    """The database server dropped the connection (PostgreSQL restarted, the network failed).
+    Before the commit was sent nothing was saved, and the request may be sent again at once; a
+    connection lost while committing leaves it unknown whether the commit landed (a sale or return
+    sent again with its id is recorded once; anything else is to be looked up first)."""
 
     status = 503
+
+    LOST = "the connection to the database was lost; nothing was saved, try again"
+    LOST_WHILE_SAVING = ("the connection to the database was lost while saving, so it may or may not have been "
+                         "saved: look before trying again (a sale sent again with its id is recorded once)")
 
 
 class SqlUnitOfWork:
@@ -69,6 +75,7 @@ class SqlUnitOfWork:
     def __enter__(self) -> "SqlUnitOfWork":
         self._lock.__enter__()
         self._connection = self._transaction = None
+        self._committing = False
         self._fairy = None
         try:
             self._fairy = (self._parking is not None and self._parking.take()) or self._engine.raw_connection()
@@ -133,27 +140,43 @@ class SqlUnitOfWork:
     def __exit__(self, *exc) -> None:
         dropped = exc[0] is not None and issubclass(exc[0], Exception) and self._dropped()
         try:
-            if dropped:  # the pool opens a new connection in its place; the parked ones may be gone
-                (self._connection or self._fairy).invalidate(exc[1])  # too: the pool pings each before use
-                self._parking.empty()
+            if dropped:
+                self._drop(exc[1])
             if self._autocommit:  # (no transaction is open in autocommit: the flag can go back at once)
                 try:
                     self._dbapi.autocommit = False
                 except self.dialect.loaded_dbapi.Error:  # a broken connection: the pool drops it on return
                     pass
-            if self._connection is not None:
-                try:
-                    self.session.close()
-                finally:
-                    self._connection.close()  # returns the connection to the pool, which rolls back what was not committed
-            elif self._parking is None or not self._park():
-                self._fairy.close()  # (the same)
+            try:
+                if self._connection is not None:
+                    try:
+                        self.session.close()
+                    finally:
+                        self._connection.close()  # returns the connection to the pool, which rolls back what was not committed
+                elif self._parking is None or not self._park():
+                    self._fairy.close()  # (the same)
+            except Exception as e:
+                if exc[0] is not None or not self._dropped():
+                    raise
+                # the server dropped the connection after the work was done (and committed, if it
+                # was to be): ending the transaction has nothing left to undo, and the result stands
+                self._parking.empty()  # (the others may be gone too: the pool pings each before use)
+                if self._connection is not None and not self._connection.closed:
+                    self._connection.invalidate(e)
+                    self._connection.close()
         finally:
             self._fairy = None
             self._lock.__exit__(*exc)
 
         if dropped:
-            raise DatabaseUnreachable("the connection to the database was lost; try again") from exc[1]
+            lost = DatabaseUnreachable.LOST_WHILE_SAVING if self._committing else DatabaseUnreachable.LOST
+            raise DatabaseUnreachable(lost) from exc[1]
+
+    def _drop(self, cause: BaseException) -> None:
+        """The pool opens a new connection in this one's place; the parked ones may be gone too,
+        so they go back to the pool, which pings each before use."""
+        (self._connection or self._fairy).invalidate(cause)
+        self._parking.empty()
 
     def _dropped(self) -> bool:
         """Did the server drop this unit of work's connection? (psycopg says so: SQLite has no
@@ -166,8 +189,8 @@ class SqlUnitOfWork:
         it if it is broken). psycopg's rollback sends nothing when no transaction is open."""
         dbapi = self._dbapi
         try:
-            if getattr(dbapi, "closed", False):  # (psycopg's; a closed sqlite3 connection fails below)
-                return False
+            if getattr(dbapi, "closed", False) or getattr(dbapi, "autocommit", False):  # (psycopg's: a closed
+                return False  # connection, or one whose autocommit did not go back, is the pool's to deal with)
             if getattr(dbapi, "in_transaction", True):  # (sqlite3's; psycopg's rollback is its own check)
                 dbapi.rollback()
         except self.dialect.loaded_dbapi.Error:
@@ -181,6 +204,7 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         session = self.__dict__.get("session")
+        self._committing = True  # (until it returns: a connection lost meanwhile leaves the outcome unknown)
         try:
             if session is not None:
                 session.commit()  # flushes; the transaction stays open (it is ours, not the session's)
@@ -195,7 +219,7 @@ class SqlUnitOfWork:
         except OperationalError as e:  # pragma: no cover - needs a lock held past the busy timeout
             self.rollback()
             raise DatabaseBusy("the database is busy; try again") from e
-        self._open = False
+        self._open = self._committing = False
 
     def _commit_on_driver(self) -> None:
         dialect = self._engine.dialect

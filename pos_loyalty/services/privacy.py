@@ -237,9 +237,10 @@ def erase_customer(shop: Shop, customer_id: int, actor: str, reason: str) -> dic
             elif f.resolution is not None:
                 f.resolution = ERASED
         # a goodwill adjustment's reason is what a member of staff wrote about this person; the
-        # product's own reasons (a reward's name, "return of S1") are kept unless they quote them
-        reasons = [entry_id for entry_id, cause, text in p.ledger_reasons(customer.id)
-                   if text != ERASED and (cause == "adjustment" or _scrub_quotes(text, identifiers) == ERASED)]
+        # product's own reasons (a reward's name, "return of S1") are kept unless they quote them,
+        # as is any other customer's entry that quotes them
+        reasons = [entry_id for entry_id, owner, cause, text in p.ledger_reasons(customer.id, identifiers)
+                   if text != ERASED and ((owner == customer.id and cause == "adjustment") or _scrub_quotes(text, identifiers) == ERASED)]
         uow.flush()
         reasons_scrubbed = p.blank_ledger_reasons(reasons, ERASED)
         cards_removed = p.delete_cards(customer.id)

@@ -90,8 +90,9 @@ def _promotion_name(view: dict[str, Any], programme: Programme, timezone: dt.tzi
     return ", ".join(names) or None
 
 
-def receipt_for(shop: Shop, transaction_id: str, options: ReceiptOptions) -> R.Receipt:
-    """The whole receipt: shop header, items, totals, the loyalty statement, footer."""
+def receipt_for(shop: Shop, transaction_id: str, options: ReceiptOptions, *, copy: bool = False) -> R.Receipt:
+    """The whole receipt: shop header, items, totals, the loyalty statement, footer; ``copy``
+    for one printed before, which says so at its top."""
     view, promotion = _view(shop, transaction_id)
     data = R.ReceiptData(
         shop_name=shop.shop_name,
@@ -118,6 +119,7 @@ def receipt_for(shop: Shop, transaction_id: str, options: ReceiptOptions) -> R.R
         total_minor=view["total"],
         rewards=tuple(R.AppliedReward(r["name"], r["points"], r["discount"]) for r in view.get("rewards", [])),
         loyalty=_statement(view, options, promotion),
+        copy=copy,
     )
     return R.lay_out_receipt(data, columns=options.columns)
 
@@ -169,6 +171,14 @@ def print_job(shop: Shop, job_id: int) -> dict[str, Any] | None:
     with shop.uow(read_only=True) as uow:
         job = uow.print_jobs.get(job_id)
         return None if job is None else _job_dict(job)
+
+
+def printed_before(shop: Shop, job_id: int) -> bool:
+    """Whether the job's receipt has come out of a printer already: a reprint asked for after it
+    did is printed as a copy."""
+    with shop.uow(read_only=True) as uow:
+        job = uow.print_jobs.get(job_id)
+        return job is not None and uow.print_jobs.printed_before(job)
 
 
 def is_waiting_at(job: dict[str, Any] | None, station: str) -> bool:

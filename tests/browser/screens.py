@@ -9,13 +9,16 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def screenshots_directory() -> Path:
-    """docs/screenshots when asked for (``POS_LOYALTY_SCREENSHOTS=1``: ``make screenshots``), a
-    directory named there, or else one in the temporary directory: a test run leaves the
-    documentation's pictures, and the git tree, as they are."""
+    """docs/screenshots when asked for (``POS_LOYALTY_SCREENSHOTS=1``: ``make screenshots``), the
+    absolute path named there, or else one of this user's in the temporary directory: a test run
+    leaves the documentation's pictures, and the git tree, as they are."""
     wanted = os.environ.get("POS_LOYALTY_SCREENSHOTS", "")
     if wanted == "1":
-        return SCREENSHOTS
-    directory = Path(wanted) if wanted else Path(tempfile.gettempdir()) / "pos-loyalty-screenshots"
+        directory = SCREENSHOTS
+    elif os.path.isabs(wanted):
+        directory = Path(wanted)
+    else:
+        directory = Path(tempfile.gettempdir()) / f"pos-loyalty-screenshots-{os.getuid()}"
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
