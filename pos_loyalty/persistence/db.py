@@ -101,8 +101,9 @@ class Parking:
     pool instead, whose ping finds out whether the server still has it; one used that recently is
     taken as it is (the sale's unit of work after its till-token check, a busy store's next
     checkout). A connection the server dropped within that moment fails its unit of work, which
-    then sends it and every other parked one back to the pool (``empty``), so the next unit of work pings again.
-    A file on the till's own disk has no such failure: SQLite's connections are kept however long.
+    then sends it and every other parked one back to the pool (``empty``), so the next unit of
+    work pings again. A file on the till's own disk has no such failure: SQLite's connections are
+    kept however long.
     """
 
     def __init__(self, limit: int, *, fresh_for: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:

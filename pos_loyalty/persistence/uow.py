@@ -175,7 +175,8 @@ class SqlUnitOfWork:
     def _drop(self, cause: BaseException) -> None:
         """The pool opens a new connection in this one's place; the parked ones may be gone too,
         so they go back to the pool, which pings each before use."""
-        (self._connection or self._fairy).invalidate(cause)
+        connection = self._connection
+        (connection if connection is not None and not connection.closed else self._fairy).invalidate(cause)
         self._parking.empty()
 
     def _dropped(self) -> bool:
@@ -189,8 +190,8 @@ class SqlUnitOfWork:
         it if it is broken). psycopg's rollback sends nothing when no transaction is open."""
         dbapi = self._dbapi
         try:
-            if getattr(dbapi, "closed", False) or getattr(dbapi, "autocommit", False):  # (psycopg's: a closed
-                return False  # connection, or one whose autocommit did not go back, is the pool's to deal with)
+            if getattr(dbapi, "closed", False) or getattr(dbapi, "autocommit", None) is True:  # (psycopg's: a
+                return False  # closed connection, or one whose autocommit did not go back, is the pool's to deal with)
             if getattr(dbapi, "in_transaction", True):  # (sqlite3's; psycopg's rollback is its own check)
                 dbapi.rollback()
         except self.dialect.loaded_dbapi.Error:
