@@ -99,20 +99,23 @@ def _race_on_the_row_lock(shop, database_url: str, customer_id: int, *bodies) ->
             outcomes[i] = {"status": refused.status, "field": refused.field}
 
     holder = create_engine(database_url)
+    watcher = create_engine(database_url, isolation_level="AUTOCOMMIT")  # (each look a fresh view of the activity)
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
     try:
-        with holder.connect() as conn:
+        with holder.connect() as conn, watcher.connect() as watch:
             conn.execute(text("SELECT id FROM customers WHERE id = :id FOR UPDATE"), {"id": customer_id})
             threads = [threading.Thread(target=till, args=(i, body)) for i, body in enumerate(bodies)]
             for thread in threads:
                 thread.start()
             deadline = time.monotonic() + 30
-            while conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() < len(bodies):
-                assert time.monotonic() < deadline, "the copies never queued on the customer's row"  # (asked of the server)
+            while watch.execute(waiting).scalar() < len(bodies):  # (asked of the server, not slept on)
+                assert time.monotonic() < deadline, "the copies never queued on the customer's row"
             conn.commit()
             for thread in threads:
                 thread.join(timeout=30)
     finally:
         holder.dispose()
+        watcher.dispose()
     return outcomes
 
 
