@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from pos_loyalty.services.access import add_till, revoke_till
 from tests.support.factories import adjust, enrol, line, reward, sale
 
 
@@ -77,12 +78,16 @@ def test_a_sale_off_flask_answers_what_flask_stores_and_a_retry_is_the_same_eith
     [
         "unknown token", "no token", "not json", "malformed json", "a list", "bad field", "unknown field",
         "unknown card", "too few points", "same id other body", "query string",
+        "a retry with an unknown token", "a retry with a revoked token",
     ],
 )
 def test_whatever_is_not_the_usual_sale_is_answered_by_flask_as_before_and_writes_nothing(app, api, shop, case):
     coffee = reward(shop, "Free coffee", points_cost=500)
     anna = enrol(api)
-    api.post("/transactions", json=sale(line("COF", 250), card=anna["card"], id="KNOWN"))
+    known = sale(line("COF", 250), card=anna["card"], id="KNOWN")
+    api.post("/transactions", json=known)
+    _, revoked = add_till(shop, "till-gone")
+    revoke_till(shop, "till-gone")
     written = _count(app, "transactions"), _count(app, "ledger_entries")
     good = sale(line("TEA", 300), card=anna["card"], id="NEW")
     requests = {
@@ -97,6 +102,9 @@ def test_whatever_is_not_the_usual_sale_is_answered_by_flask_as_before_and_write
         "too few points": dict(json={**good, "rewards": [coffee["id"]]}),
         "same id other body": dict(json={**good, "id": "KNOWN"}),
         "query string": dict(json=good, query_string={"x": "1"}),
+        # the token is checked in the sale's own transaction: a refused one never gets the stored answer
+        "a retry with an unknown token": dict(json=known, headers={"Authorization": "Bearer nope"}),
+        "a retry with a revoked token": dict(json=known, headers={"Authorization": f"Bearer {revoked}"}),
     }
     kwargs = requests[case]
     before = _answered_here(app)
@@ -107,7 +115,24 @@ def test_whatever_is_not_the_usual_sale_is_answered_by_flask_as_before_and_write
         return
     assert 400 <= ours.status_code < 500
     assert ours.headers["Content-Type"] == "application/problem+json"
+    if "token" in case:
+        assert ours.status_code == 401 and "KNOWN" not in ours.get_data(as_text=True)
     assert (_count(app, "transactions"), _count(app, "ledger_entries")) == written
     with through_flask(app):
         theirs = api.post("/transactions", **{k: v for k, v in kwargs.items()})
+    _same_response(ours, theirs)
+
+
+@pytest.mark.parametrize("case", ["unknown token", "revoked token", "no token"])
+def test_a_card_lookup_with_a_refused_token_is_flask_s_401(app, api, shop, case):
+    anna = enrol(api)
+    _, revoked = add_till(shop, "till-gone")
+    revoke_till(shop, "till-gone")
+    header = {"unknown token": "Bearer nope", "revoked token": f"Bearer {revoked}", "no token": ""}[case]
+    before = _answered_here(app)
+    ours = api.get(f"/cards/{anna['card']}", headers={"Authorization": header})
+    assert _answered_here(app) == before
+    assert ours.status_code == 401 and anna["card"] not in ours.get_data(as_text=True)
+    with through_flask(app):
+        theirs = api.get(f"/cards/{anna['card']}", headers={"Authorization": header})
     _same_response(ours, theirs)

@@ -117,6 +117,47 @@ def test_the_counter_s_checkout_and_card_lookup_run_without_a_session(api, shop,
     assert opened == []
 
 
+def test_the_counter_checks_the_till_token_in_the_use_case_s_own_unit_of_work(app, api, shop, monkeypatch):
+    """One unit of work a checkout and one a card lookup: the till's token is their first read
+    (on SQLite a second connection would re-read its cached pages after every sale). A token no
+    active till holds is refused there, before anything is written or any stored answer read."""
+    from pos_loyalty.api.schemas import SaleSchema
+    from pos_loyalty.api.till import _sale_request
+    from pos_loyalty.persistence.uow import SqlUnitOfWork
+    from pos_loyalty.services.access import TokenRefused, add_till, revoke_till
+    from pos_loyalty.services.summary import card_summary
+    from pos_loyalty.services.transactions import record_sale
+    from tests.support.factories import enrol, line, sale
+
+    anna = enrol(api)
+    api.post("/transactions", json=sale(line("COF", 250), card=anna["card"]))
+    opened = []
+    real = SqlUnitOfWork.__enter__
+    monkeypatch.setattr(SqlUnitOfWork, "__enter__", lambda self: opened.append(self.read_only) or real(self))
+    first = sale(line("COF", 250, 2), card=anna["card"])
+    assert api.post("/transactions", json=first).status_code == 201
+    assert opened == [False]
+    assert api.get(f"/cards/{anna['card']}").status_code == 200
+    assert opened == [False, True]
+    monkeypatch.undo()
+
+    _, gone = add_till(shop, "till-gone")
+    revoke_till(shop, "till-gone")
+    stored_before = api.get(f"/transactions/{first['id']}").get_json()
+    balance_before = api.get(f"/cards/{anna['card']}").get_json()["balance"]
+    for token in ("nope", gone):
+        with pytest.raises(TokenRefused):
+            record_sale(shop, _sale_request(SaleSchema().load(first)), till_token=token)  # a retry's body: no stored answer for it
+        with pytest.raises(TokenRefused):
+            record_sale(shop, _sale_request(SaleSchema().load(sale(line("TEA", 300), card=anna["card"]))), till_token=token)
+        with pytest.raises(TokenRefused):
+            card_summary(shop, anna["card"], till_token=token)
+    assert api.get(f"/transactions/{first['id']}").get_json() == stored_before
+    assert api.get(f"/cards/{anna['card']}").get_json()["balance"] == balance_before
+    with pytest.raises(ValueError):
+        record_sale(shop, _sale_request(SaleSchema().load(first)), till_id=1, till_token="nope")
+
+
 def test_writers_get_the_write_lock_in_the_order_they_asked():
     """Sixteen tills queueing for SQLite's one writer are served first come, first served: with a
     plain lock some sales waited several turns."""

@@ -5,8 +5,9 @@ what a till sends. Through Flask, flask-smorest and webargs (routing, the reques
 contexts, the before-request hooks, the view's decorators) they cost ~0.3 ms each, a sixth of a
 checkout's CPU in the till's busiest process. ``CounterRoutes`` stands in front of Flask's WSGI
 app and answers the usual, well-formed request of those two itself, with the same parts: the
-till-token check (``authenticate_till``), the body loaded by the same ``SaleSchema``, the same use
-case, and the answer made by the app's own JSON provider (so the bytes and headers are Flask's).
+till-token check (``access.till_of_token``, run as the use case's first read, in its own unit of
+work), the body loaded by the same ``SaleSchema``, the same use case, and the answer made by the
+app's own JSON provider (so the bytes and headers are Flask's).
 
 Anything else goes to Flask, which answers exactly as it always did: any other path or method, a
 query string, a missing or unknown token, a body that is not a JSON object the schema accepts,
@@ -22,9 +23,7 @@ from typing import Any, Callable
 from marshmallow import ValidationError
 
 from .. import jsoncodec
-from ..domain.errors import LoyaltyError
 from ..services import transactions as tx_svc
-from ..services.access import authenticate_till
 from ..services.summary import card_summary
 from . import schemas as S
 from .till import _CARD_SUMMARY_AS_IS as CARD_SUMMARY_AS_IS  # the views' own tests and schema
@@ -62,19 +61,19 @@ class CounterRoutes:
     # -- the two routes --
 
     def _sale(self, environ):
-        body = self._json_body(environ)
-        if body is None:
+        token = _bearer(environ)
+        if token is None:
             return None
-        till = self._till(environ)
-        if till is None or type(body) is not dict:
+        body = self._json_body(environ)
+        if type(body) is not dict:
             return None
         try:
             data = SALE_SCHEMA.load(body)
         except ValidationError:
             return None
         try:
-            answer = tx_svc.record_sale(self.services.shop, _sale_request(data), till_id=till.id, till_name=till.name)
-        except Exception:  # nothing was written (a LoyaltyError, or a fault): Flask runs it again and answers
+            answer = tx_svc.record_sale(self.services.shop, _sale_request(data), till_token=token)
+        except Exception:  # nothing was written (a refused token, a LoyaltyError, a fault): Flask runs it again and answers
             return None
         printer = self.services.printer
         if printer is not None and not answer.get("replayed"):
@@ -84,24 +83,16 @@ class CounterRoutes:
     def _card(self, environ, number: str):
         if not number or "/" in number or not number.isascii() or not number.isprintable():
             return None
-        if self._till(environ) is None:
+        token = _bearer(environ)
+        if token is None:
             return None
         try:
-            answer = card_summary(self.services.shop, number)
-        except Exception:  # an unknown or blocked card (a LoyaltyError), or a fault: Flask answers it
+            answer = card_summary(self.services.shop, number, till_token=token)
+        except Exception:  # a refused token, an unknown or blocked card (a LoyaltyError), a fault: Flask answers it
             return None
         return self._json(answer, "200 OK", CARD_SUMMARY_AS_IS, S.CardSummaryOut)
 
     # -- the parts Flask would have done --
-
-    def _till(self, environ):
-        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        try:
-            return authenticate_till(self.services.shop, token.strip())
-        except LoyaltyError:  # (PostgreSQL dropped the connection it was parked on: a 503) Flask's check tries again
-            return None
 
     def _json_body(self, environ) -> Any:
         """The body, parsed, if it is plainly JSON of an acceptable size; else None (and the body
@@ -126,3 +117,11 @@ class CounterRoutes:
         body = answer if as_is(answer) else schema().dump(answer)
         return status, (self.app.json.dumps(body, separators=(",", ":")) + "\n").encode()
 
+
+def _bearer(environ) -> str | None:
+    """The bearer token, as ``api/till.py`` reads it; the use case checks it in its own unit of
+    work (``access.till_of_token``), and a missing, malformed or refused one goes to Flask, which
+    answers 401."""
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None

@@ -9,6 +9,7 @@ from ..domain.cards import mask_card_number
 from ..domain.errors import Conflict, NotFound
 from ..domain.ledger import in_birthday_week, last_valid_day
 from ..domain.programme import Programme, format_multiplier
+from .access import till_of_token
 from .context import Shop, UnitOfWork
 from .lots import open_lots
 from .programme import offer_of, programme_as_of
@@ -104,11 +105,15 @@ def customer_dict(customer, cards=()) -> dict[str, Any]:
     }
 
 
-def card_summary(shop: Shop, card_number: str) -> dict[str, Any]:
+def card_summary(shop: Shop, card_number: str, *, till_token: str | None = None) -> dict[str, Any]:
     """Everything the cashier screen shows when this card is scanned. On SQLite its reads see one
     moment; on PostgreSQL each sees what was committed when it ran, as inside a READ COMMITTED
-    transaction, without the BEGIN and ROLLBACK (with the pool's ping, seven round trips, not nine)."""
+    transaction, without the BEGIN and ROLLBACK (with the pool's ping, seven round trips, not nine).
+    With ``till_token``, the till holding it is checked first, in the same unit of work
+    (``access.till_of_token``: ``TokenRefused`` if none does)."""
     with shop.uow(read_only=True, one_snapshot=False) as uow:
+        if till_token is not None:
+            till_of_token(uow, till_token)
         now = shop.now()
         customer = uow.customers.card_holder_with_visits(card_number, rolling_since=now - ROLLING)
         if customer is None:

@@ -19,6 +19,7 @@ from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidI
 from ..domain.ledger import Entry, birthday_week_start, expiry_for, replay, still_reversible
 from ..domain.programme import Programme
 from ..domain.timing import CLOCK_TOLERANCE, check_occurred_at
+from .access import till_of_token
 from .context import Shop, UnitOfWork
 from .lots import open_lots
 from .programme import current_programme, offer_of, programme_as_of, programme_version
@@ -159,9 +160,15 @@ def _stored_answer(shop: Shop, transaction_id: str, request_hash: str, kind: str
 # -- sale ------------------------------------------------------------------------------------------
 
 
-def record_sale(shop: Shop, request: SaleRequest, *, till_id: int | None, till_name: str | None = None) -> dict[str, Any]:
+def record_sale(shop: Shop, request: SaleRequest, *, till_id: int | None = None, till_name: str | None = None,
+                till_token: str | None = None) -> dict[str, Any]:
+    """Record a sale for the till ``till_id`` (named ``till_name`` on the receipt), or for the till
+    holding ``till_token``, checked first in the sale's own transaction (``access.till_of_token``:
+    ``TokenRefused``, and nothing written, if no active till holds it)."""
+    if till_token is not None and (till_id is not None or till_name is not None):
+        raise ValueError("a till's token, or its id and name: not both")
     request_hash = fingerprint(request)
-    return _with_retry(lambda: _record_sale(shop, request, request_hash, till_id, till_name),
+    return _with_retry(lambda: _record_sale(shop, request, request_hash, till_id, till_name, till_token),
                        lambda: _stored_answer(shop, request.id, request_hash, "sale"))
 
 
@@ -178,10 +185,13 @@ def _card_holder_for_sale(uow: UnitOfWork, card_number: str):
     return holder
 
 
-def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, till_name) -> dict[str, Any]:
+def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, till_name, till_token) -> dict[str, Any]:
     """The checkout: a handful of reads, everything worked out in memory (the answer too), then
     written with one statement per table. The hottest path in the product."""
     with shop.uow() as uow:
+        if till_token is not None:
+            till = till_of_token(uow, till_token)
+            till_id, till_name = till.id, till.name
         existing = uow.transactions.answer_of(request.id)
         if existing is not None:
             return _replay(existing, request_hash, "sale")
