@@ -191,25 +191,71 @@ def sample_answer(services, tills: Tills) -> dict[str, Any]:
     return record_sale(services.shop, _sale_request(body), till_id=None, till_name="bench")
 
 
-def checkout_phases(label: str, port: int, headers: dict[str, str], tills: Tills, budget: Budget, path: str,
-                    lookup_prefix: str, *, reward_stream: int) -> dict[str, Timings]:
-    out: dict[str, Timings] = {}
-    say(f"  {label}: card lookup, one till")
-    out["lookup"] = one_till(port, headers, tills.lookup(lookup_prefix), count=budget.lookups, max_seconds=budget.max_seconds)
-    say(f"  {label}: checkout, one till")
-    out["checkout_1"] = one_till(port, headers, tills.checkout(path), count=budget.latency, max_seconds=budget.max_seconds)
-    say(f"  {label}: checkout with a reward, one till")
-    out["reward_1"] = one_till(port, headers, tills.checkout(path, reward=True, stream=reward_stream), count=budget.latency,
-                               max_seconds=budget.max_seconds)
-    for clients in (4, 16):
-        say(f"  {label}: checkout, {clients} tills at once")
-        out[f"checkout_{clients}"] = many_tills(port, headers, tills.checkout(path), clients=clients, count=budget.throughput,
-                                                max_seconds=budget.max_seconds)
+@dataclass(frozen=True)
+class Side:
+    """One server under test: where it listens and what its requests look like."""
+
+    label: str
+    port: int
+    headers: dict[str, str]
+    checkout_path: str
+    lookup_prefix: str
+    reward_stream: int  # its own customers for the reward, never shared with the other side
+
+
+PHASES = ("lookup", "checkout_1", "reward_1", "checkout_4", "checkout_16")
+
+
+def _phase(side: Side, phase: str, tills: Tills, budget: Budget, *, rounds: int, round_no: int) -> Timings:
+    """One round's share of one measurement: its share of the requests and of the time, the
+    requests numbered on from the rounds before (so a reward's customers are never asked twice)."""
+    count = {"lookup": budget.lookups, "checkout_4": budget.throughput, "checkout_16": budget.throughput}.get(phase, budget.latency)
+    share = -(-count // rounds)
+    seconds = budget.max_seconds / rounds
+    if phase == "lookup":
+        requests = tills.lookup(side.lookup_prefix)
+    elif phase == "reward_1":
+        requests = tills.checkout(side.checkout_path, reward=True, stream=side.reward_stream)
+    else:
+        requests = tills.checkout(side.checkout_path)
+    offset = round_no * share
+    numbered = lambda i: requests(i + offset if i >= 0 else i)  # noqa: E731 (warm-ups keep their own numbers)
+    if phase.endswith(("_4", "_16")):
+        return many_tills(side.port, side.headers, numbered, clients=int(phase.rsplit("_", 1)[1]), count=share, max_seconds=seconds)
+    return one_till(side.port, side.headers, numbered, count=share, max_seconds=seconds)
+
+
+def merged(parts: list[Timings]) -> Timings:
+    """The rounds of one measurement as one: every latency, the errors, the time it took in all."""
+    out = Timings()
+    for t in parts:
+        out.seconds.extend(t.seconds)
+        out.errors += t.errors
+        for status, n in t.statuses.items():
+            out.statuses[status] = out.statuses.get(status, 0) + n
+        out.elapsed += t.elapsed
+        out.load = t.load
     return out
 
 
+def side_by_side(sides: list[Side], tills: Tills, budget: Budget, *, rounds: int = 3) -> dict[str, dict[str, Timings]]:
+    """Each measurement of every side, taken in ``rounds`` turns: a round runs each phase on one
+    side and straight after on the other (who goes first alternating), so a machine that speeds up
+    or slows down over the minutes of a run (this one's CPU varied by a fifth within ten minutes)
+    weighs on the product and its limit alike, and a ratio compares what was measured side by side."""
+    parts: dict[str, dict[str, list[Timings]]] = {s.label: {p: [] for p in PHASES} for s in sides}
+    for round_no in range(rounds):
+        for phase in PHASES:
+            order = sides if round_no % 2 == 0 else sides[::-1]
+            for side in order:
+                say(f"  round {round_no + 1}/{rounds}, {side.label}: {phase.replace('_', ', ')} till(s)" if phase != "lookup"
+                    else f"  round {round_no + 1}/{rounds}, {side.label}: card lookup")
+                parts[side.label][phase].append(_phase(side, phase, tills, budget, rounds=rounds, round_no=round_no))
+    return {label: {phase: merged(ts) for phase, ts in phases.items()} for label, phases in parts.items()}
+
+
 def run_database(kind: str, url: str, workdir: Path, budget: Budget, report: Report, *, full_suite: bool,
-                 first_day: dt.date) -> dict[str, Any]:
+                 first_day: dt.date, rounds: int = 3) -> dict[str, Any]:
     from .scan import Scanner, pty_floor, scan_to_screen, sign_in
     from .servers import start_floor, start_product
 
@@ -246,29 +292,28 @@ def run_database(kind: str, url: str, workdir: Path, budget: Budget, report: Rep
                              count=budget.latency, max_seconds=budget.max_seconds),
     }
 
-    # the HTTP floor: the same raw writes behind the same server
-    say(f"{kind}: HTTP floor (bare endpoint under waitress)")
-    bare = start_floor(url, answer_file, run_dir / "floor.log")
-    try:
-        data["http_floor"] = checkout_phases("bare", bare.port, {}, tills, budget, "/checkout", "/cards/", reward_stream=1)
-        data["http_floor"]["memory"] = rss_mb(bare.pid)
-        data["http_floor"]["startup_s"] = [bare.startup_seconds]
-    finally:
-        bare.stop()
-
-    # the product, under waitress
+    # the product, under waitress; and the HTTP floor: the same raw writes behind the same server.
+    # Both are up at once and measured in turns (``side_by_side``).
     scanner = Scanner.open() if full_suite else None
-    say(f"{kind}: pos-loyalty serve")
+    say(f"{kind}: pos-loyalty serve, and the HTTP floor (bare endpoint under waitress)")
     served = start_product(run_dir / "data", url, run_dir / "serve.log", scanner_url=scanner.path if scanner else "")
     headers = {"Authorization": f"Bearer {token}"}
+    bare = None
     try:
         # the start-up expiry run works in the background; measure once it is done, as a till would be all day
         expiry_done = served.wait_for_log("expiry run:", timeout=1800)
         data["startup_expiry_run_s"] = expiry_done
         say(f"  product: the start-up expiry run finished {expiry_done:.1f} s after launch" if expiry_done
             else "  product: the start-up expiry run did not finish in time")
-        product = checkout_phases("product", served.port, headers, tills, budget, "/api/v1/transactions", "/api/v1/cards/",
-                                  reward_stream=2)
+        bare = start_floor(url, answer_file, run_dir / "floor.log")
+        measured = side_by_side([Side("bare", bare.port, {}, "/checkout", "/cards/", reward_stream=1),
+                                 Side("product", served.port, headers, "/api/v1/transactions", "/api/v1/cards/", reward_stream=2)],
+                                tills, budget, rounds=rounds)
+        data["rounds"] = rounds
+        data["http_floor"] = measured["bare"]
+        data["http_floor"]["memory"] = rss_mb(bare.pid)
+        data["http_floor"]["startup_s"] = [bare.startup_seconds]
+        product = measured["product"]
         product["startup_s"] = [served.startup_seconds]
         if scanner is not None:
             say(f"{kind}: scan to screen")
@@ -280,6 +325,8 @@ def run_database(kind: str, url: str, workdir: Path, budget: Budget, report: Rep
         data["product"] = product
     finally:
         served.stop()
+        if bare is not None:
+            bare.stop()
         if scanner is not None:
             scanner.close()
 
@@ -474,7 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="generate the SQLite data again even if it exists")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of requests of every measurement")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="turns the product and its HTTP floor take at each measurement (default 3)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds is at least 1")
     customers, transactions = args.size
     budget = Budget.for_size(customers, args.scale)
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -497,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:  # after each database, so a later failure loses nothing measured
         out.write_text(json.dumps(report.data, indent=2, default=_jsonable))
 
-    sqlite_results = run_database("sqlite", url, args.workdir, budget, report, full_suite=True, first_day=first_day)
+    sqlite_results = run_database("sqlite", url, args.workdir, budget, report, full_suite=True, first_day=first_day,
+                                  rounds=args.rounds)
     report.data["sqlite"] = sqlite_results
     save()
     tabulate(report, "sqlite", sqlite_results, size_note)
@@ -513,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
                 report.data["postgresql_data"] = {"stats": stats.as_dict(), "invariants": G.check_invariants(pg_url, sample=100)}
                 pg_budget = Budget.for_size(pg_customers, args.scale)
                 pg_results = run_database("postgresql", pg_url, args.workdir, pg_budget, report, full_suite=False,
-                                          first_day=first_day_of(pg_url))
+                                          first_day=first_day_of(pg_url), rounds=args.rounds)
                 report.data["postgresql"] = pg_results
                 save()
                 tabulate(report, "postgresql", pg_results, size_note)
