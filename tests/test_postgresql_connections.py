@@ -6,6 +6,8 @@ connection, and nothing is recorded twice.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -141,3 +143,75 @@ def test_work_done_before_the_connection_dropped_stands(app, shop, database_url)
     assert len(db.parked_writer) == 0 and db.writer.pool.checkedout() == 0
     with shop.uow(read_only=True) as uow:
         assert uow.tills.active_by_token_hash("hash-w").name == "till-w"
+
+
+def _round_trips(trace: str) -> list[str]:
+    """libpq's trace of one connection (its messages in the order they went and came), cut into
+    round trips: what the till sent before it next heard from the server, in order."""
+    trips, current = [], []
+    for message in trace.splitlines():
+        if message.startswith("F\t"):
+            current.append(message)
+        elif message.startswith("B\t") and current:
+            trips.append("\n".join(current))
+            current = []
+    return trips
+
+
+@ON_POSTGRESQL
+def test_a_checkout_sends_what_does_not_wait_on_each_other_together(app, api, shop, tmp_path):
+    """In psycopg's pipeline mode a checkout sends its first reads (the till's token, a stored
+    answer under the sale's id, the card's holder) together, then its next reads (the customer's
+    history, the rewards, the ledger) together, then its writes (the sale, its lines, its ledger
+    entries, the balance, the favourites) together, before it waits for the server's answers:
+    three waits, then the commit's, where there were thirteen."""
+    import psycopg
+
+    anna = enrol(api)
+    assert api.post("/transactions", json=sale(line("COF", 250), card=anna["card"])).status_code == 201
+    with shop.uow() as uow:  # the connection parked for the next sale
+        connection = uow.driver()[1]
+    connection.prepare_threshold = None  # (every statement's text in the trace, not a prepared one's name)
+    trace = tmp_path / "libpq.trace"
+    with open(trace, "w") as out:
+        connection.pgconn.trace(out.fileno())
+        connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+        try:
+            answer = api.post("/transactions", json=sale(line("COF", 250, 2), line("TEA", 300), card=anna["card"]))
+        finally:
+            connection.pgconn.untrace()
+    assert answer.status_code == 201 and answer.get_json()["points"]["earned"] > 0
+    sent = [re.findall(r'Parse\t "[^"]*" "([A-Z]+ [^ ]+(?: [^ ]+)?)', trip) for trip in _round_trips(trace.read_text())]
+    sent = [statements for statements in sent if statements and statements != ["BEGIN"]]
+    assert [len(statements) for statements in sent] == [3, 3, 5], sent
+    first, second, writes = sent
+    assert first[0].startswith("SELECT tills.id") and any("cards.status" in s for s in first), first
+    assert any("ledger_entries" in s for s in second) and any("rewards" in s for s in second), second
+    assert [w.split(" (")[0] for w in writes] == [
+        "INSERT INTO transactions", "INSERT INTO transaction_lines", "INSERT INTO ledger_entries", "UPDATE customers SET",
+        "INSERT INTO customer_products"], writes
+    assert "COMMIT" in trace.read_text().split("INSERT INTO customer_products")[-1]  # then the commit
+
+
+@ON_POSTGRESQL
+def test_a_card_lookup_is_two_waits_on_the_server(app, api, shop, tmp_path):
+    """The cashier screen's card lookup: the till's token and the card's holder together, then the
+    customer's cards, ledger, the rewards, favourites and follow-ups together."""
+    import psycopg
+
+    anna = enrol(api)
+    assert api.post("/transactions", json=sale(line("COF", 2500), card=anna["card"])).status_code == 201
+    with shop.uow(read_only=True) as uow:  # the reader parked for the next lookup
+        connection = uow.driver()[1]
+    connection.prepare_threshold = None
+    trace = tmp_path / "libpq.trace"
+    with open(trace, "w") as out:
+        connection.pgconn.trace(out.fileno())
+        connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+        try:
+            answer = api.get(f"/cards/{anna['card']}")
+        finally:
+            connection.pgconn.untrace()
+    assert answer.status_code == 200 and answer.get_json()["balance"] > 0 and answer.get_json()["next_expiry"]
+    sent = [re.findall(r'Parse\t "[^"]*" "([A-Z]+ [^ ]+)', trip) for trip in _round_trips(trace.read_text())]
+    assert [len(statements) for statements in sent if statements] == [2, 5], sent

@@ -272,3 +272,57 @@ def test_reads_that_need_no_common_snapshot_run_without_a_transaction_on_postgre
     with pytest.raises(ValueError):
         shop.uow(one_snapshot=False)  # a writer's reads and writes are one transaction
     assert _pools_idle(app)
+
+
+def test_writes_sent_in_one_trip_keep_their_order_and_a_duplicate_is_a_409_that_keeps_nothing(app, api, shop):
+    """``in_one_trip`` (one round trip on PostgreSQL): a unique key refused anywhere in the
+    block is the shop's ``DuplicateKey`` at its end, as it would be at the statement, and the unit
+    of work keeps none of the block's writes."""
+    from pos_loyalty.domain.errors import DuplicateKey
+    from pos_loyalty.persistence import models as m
+    from pos_loyalty.persistence.repositories import _INSERT_TRANSACTION
+    from tests.support.factories import line, sale
+
+    first = api.post("/transactions", json=sale(line("COF", 900))).get_json()
+    with shop.uow(read_only=True) as uow:
+        row = uow.session.get(m.Transaction, first["id"])
+        copy = {c.key: getattr(row, c.key) for c in m.Transaction.__table__.columns}
+    fresh = {**copy, "id": "FRESH", "visit_code": "ZZZZZZZZ"}
+    with shop.uow() as uow:
+        with pytest.raises(DuplicateKey):
+            with uow.in_one_trip():
+                uow.transactions._core(_INSERT_TRANSACTION, [fresh])  # (sent, then refused with the rest)
+                uow.transactions.insert(copy, [])
+    assert api.get("/transactions/FRESH").status_code == 404
+    with shop.uow() as uow:  # and the connection is fine for the next unit of work
+        with uow.in_one_trip():
+            uow.transactions.insert(fresh, [])
+        uow.commit()
+    assert api.get("/transactions/FRESH").status_code == 200
+
+
+def test_a_copy_of_a_sale_stored_meanwhile_is_answered_as_a_retry(app, api, shop, monkeypatch):
+    """Two copies of an anonymous sale (no customer row to lock) both find no sale under their id;
+    the second's insert is refused (on PostgreSQL when its writes' round trip comes back) and it
+    answers with the first's stored answer."""
+    from pos_loyalty.persistence import repositories as repos
+    from tests.support.factories import line, sale
+
+    body = sale(line("COF", 900), line("TEA", 300))
+    first = api.post("/transactions", json=body)
+    from pos_loyalty.later import Later
+
+    real = repos.Transactions.answer_of_later
+    missed = []
+
+    def not_yet_the_first_time(self, transaction_id):
+        if not missed:
+            missed.append(transaction_id)
+            return Later.done(None)  # as if the other copy had not committed yet
+        return real(self, transaction_id)
+
+    monkeypatch.setattr(repos.Transactions, "answer_of_later", not_yet_the_first_time)
+    second = api.post("/transactions", json=body)
+    assert missed == [body["id"]]
+    assert second.status_code == 201 and second.get_json()["replayed"] is True
+    assert {k: v for k, v in second.get_json().items() if k != "replayed"} == {k: v for k, v in first.get_json().items() if k != "replayed"}

@@ -209,23 +209,9 @@ def run(where: Session | tuple[Any, Any], prepared: Prepared, params: dict[str, 
     or on a (dialect, driver connection) whose transaction is open (a unit of work's ``driver()``),
     with one set of parameters, or a list of them (an INSERT of many rows)."""
     dialect, dbapi_connection = where if type(where) is tuple else driver_connection(where)
-    many = isinstance(params, list)
-    if many:
-        if not params:
-            return Rows()
-        keys = tuple(params[0])
-        if prepared.rows_in_one and 1 < len(params) <= ROWS_IN_ONE_MAX and dialect.name == "postgresql" \
-                and all(p.keys() == params[0].keys() for p in params):
-            many = False  # one statement with a row of values each
-            plan = prepared.plan_rows(dialect, keys, len(params))
-            arguments: Any = plan.bind(rows_params(params))
-        else:
-            plan = prepared.plan(dialect, keys)
-            arguments = [plan.bind(p) for p in params]
-    else:
-        params = params or {}
-        plan = prepared.plan(dialect, tuple(params) if prepared.statement.is_insert else None)
-        arguments = plan.bind(params)
+    plan, arguments, many = _bound(dialect, prepared, params)
+    if plan is None:
+        return Rows()
     cursor = dbapi_connection.cursor()
     try:
         if many:
@@ -239,3 +225,64 @@ def run(where: Session | tuple[Any, Any], prepared: Prepared, params: dict[str, 
         raise DBAPIError.instance(plan.sql, arguments, e, dialect.loaded_dbapi.Error, dialect=dialect) from e
     finally:
         cursor.close()
+
+
+def send(where: tuple[Any, Any], prepared: Prepared, params: dict[str, Any] | None = None) -> "Pending":
+    """``run`` in two halves: the statement is executed now and its rows read by ``Pending.rows``.
+    Inside psycopg's pipeline mode (``uow.SqlUnitOfWork.in_one_trip``) the execution only queues the
+    statement, and the first ``rows()`` sends everything queued and waits once for all of it."""
+    dialect, dbapi_connection = where
+    plan, arguments, many = _bound(dialect, prepared, params)
+    if many:
+        raise ValueError("send is for one set of parameters")
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(plan.sql, arguments)
+    except dialect.loaded_dbapi.Error as e:
+        cursor.close()
+        raise DBAPIError.instance(plan.sql, arguments, e, dialect.loaded_dbapi.Error, dialect=dialect) from e
+    except BaseException:
+        cursor.close()
+        raise
+    return Pending(dialect, plan, arguments, cursor)
+
+
+class Pending:
+    """A statement executed (or, in a pipeline, queued) whose rows are still to be read."""
+
+    __slots__ = ("dialect", "plan", "arguments", "cursor")
+
+    def __init__(self, dialect, plan: "_Plan", arguments: Any, cursor) -> None:
+        self.dialect, self.plan, self.arguments, self.cursor = dialect, plan, arguments, cursor
+
+    def rows(self) -> Rows:
+        plan, cursor, dialect = self.plan, self.cursor, self.dialect
+        if cursor is None:
+            raise RuntimeError("these rows were read already")
+        self.cursor = None
+        try:
+            if not plan.returns_rows:
+                return Rows()
+            return Rows(plan.rows(cursor.fetchall()))
+        except dialect.loaded_dbapi.Error as e:
+            raise DBAPIError.instance(plan.sql, self.arguments, e, dialect.loaded_dbapi.Error, dialect=dialect) from e
+        finally:
+            cursor.close()
+
+
+def _bound(dialect, prepared: Prepared, params) -> tuple["_Plan | None", Any, bool]:
+    """(plan, the driver's arguments, whether they are many sets); (None, None, True) for no rows at all."""
+    many = isinstance(params, list)
+    if many:
+        if not params:
+            return None, None, True
+        keys = tuple(params[0])
+        if prepared.rows_in_one and 1 < len(params) <= ROWS_IN_ONE_MAX and dialect.name == "postgresql" \
+                and all(p.keys() == params[0].keys() for p in params):
+            plan = prepared.plan_rows(dialect, keys, len(params))  # one statement with a row of values each
+            return plan, plan.bind(rows_params(params)), False
+        plan = prepared.plan(dialect, keys)
+        return plan, [plan.bind(p) for p in params], True
+    params = params or {}
+    plan = prepared.plan(dialect, tuple(params) if prepared.statement.is_insert else None)
+    return plan, plan.bind(params), False

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from ..domain.errors import DuplicateKey
 from ..domain.ledger import Entry
 from . import models as m
-from .prepared import Prepared, run
+from ..later import Later
+from .prepared import Prepared, Rows, run, send
 
 if TYPE_CHECKING:
     from .uow import SqlUnitOfWork
@@ -177,6 +178,15 @@ def duplicate_key(e: IntegrityError) -> DuplicateKey:
     return DuplicateKey("this record already exists")
 
 
+def _history(rows: Rows) -> tuple[int, int, int, int]:
+    row = rows.first()
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
+
+
+def _entries(rows: Rows) -> list[Entry]:
+    return [Entry(*row) for row in rows]
+
+
 def flush(session: Session) -> None:
     """Flush, turning a concurrent writer's duplicate into a 409 rather than a 500."""
     try:
@@ -207,6 +217,14 @@ class _Repo:
 
     def _flush(self) -> None:
         flush(self.s)
+
+    def _later(self, stmt: Prepared, params: dict[str, Any] | None, convert: Callable[[Rows], Any]) -> Later:
+        """``convert(self._core(stmt, params))``, as a ``Later``: sent now and read when asked for
+        inside the unit of work's ``in_one_trip`` on PostgreSQL, read at once elsewhere."""
+        uow = self._uow
+        if uow is not None and uow.batching:
+            return Later(send(uow.driver(), stmt, params), convert)
+        return Later.done(convert(self._core(stmt, params)))
 
     def _core(self, stmt, params=None):
         """A prebuilt Core statement on the session's connection (after flushing what the ORM holds,
@@ -298,13 +316,19 @@ class Customers(_Repo):
     def card_holder(self, card_number: str, *, for_update: bool = False):
         """The card's status and its holder's row in one read (None if no such card); with
         ``for_update`` the customer row is locked until commit where the database can."""
+        return self.card_holder_later(card_number, for_update=for_update).get()
+
+    def card_holder_later(self, card_number: str, *, for_update: bool = False) -> Later:
         stmt = _CARD_HOLDER_LOCKED if for_update and self._lock_rows else _CARD_HOLDER
-        return self._core(stmt, {"number": card_number}).first()
+        return self._later(stmt, {"number": card_number}, Rows.first)
 
     def card_holder_with_visits(self, card_number: str, *, rolling_since: dt.datetime):
         """``card_holder`` plus ``rolling_spend`` (eligible spend after ``rolling_since``) and
         ``last_sale_at``: what the cashier screen shows, in one read."""
-        return self._core(_CARD_HOLDER_WITH_VISITS, {"number": card_number, "since": rolling_since}).first()
+        return self.card_holder_with_visits_later(card_number, rolling_since=rolling_since).get()
+
+    def card_holder_with_visits_later(self, card_number: str, *, rolling_since: dt.datetime) -> Later:
+        return self._later(_CARD_HOLDER_WITH_VISITS, {"number": card_number, "since": rolling_since}, Rows.first)
 
     def change_balance(self, customer_id: int, points: int) -> None:
         if points:
@@ -329,7 +353,10 @@ class Cards(_Repo):
         return list(self.s.scalars(select(m.Card).where(m.Card.customer_id == customer_id).order_by(m.Card.issued_at)))
 
     def rows_of_customer(self, customer_id: int) -> list[Any]:
-        return list(self._core(_CARDS_OF, {"customer_id": customer_id}))
+        return self.rows_of_customer_later(customer_id).get()
+
+    def rows_of_customer_later(self, customer_id: int) -> Later:
+        return self._later(_CARDS_OF, {"customer_id": customer_id}, list)
 
 
 class Programmes(_Repo):
@@ -364,12 +391,15 @@ class Rewards(_Repo):
 
     def rows(self, *, active_only: bool = False, also: Sequence[int] = ()) -> list[Any]:
         """Rewards as rows (cheapest first): the active ones, plus any ids in ``also``."""
+        return self.rows_later(active_only=active_only, also=also).get()
+
+    def rows_later(self, *, active_only: bool = False, also: Sequence[int] = ()) -> Later:
         if not active_only:
-            return list(self._core(_REWARDS_BY_COST))
+            return self._later(_REWARDS_BY_COST, None, list)
         if also:  # a shop's catalogue is a few dozen rows: all of them, rather than an IN list per sale
             wanted = set(also)
-            return [row for row in self._core(_REWARDS_BY_COST) if row.active or row.id in wanted]
-        return list(self._core(_ACTIVE_REWARDS))
+            return self._later(_REWARDS_BY_COST, None, lambda rows: [row for row in rows if row.active or row.id in wanted])
+        return self._later(_ACTIVE_REWARDS, None, list)
 
     def add(self, **fields: Any) -> m.Reward:
         reward = m.Reward(**fields)
@@ -384,7 +414,10 @@ class Tills(_Repo):
 
     def active_by_token_hash(self, token_hash: str):
         """(id, name) of the unrevoked till holding this token, or None: one indexed read."""
-        return self._core(_TILL_BY_TOKEN, {"token_hash": token_hash}).first()
+        return self.active_by_token_hash_later(token_hash).get()
+
+    def active_by_token_hash_later(self, token_hash: str) -> Later:
+        return self._later(_TILL_BY_TOKEN, {"token_hash": token_hash}, Rows.first)
 
     def get(self, till_id: int) -> m.Till | None:
         return self.s.get(m.Till, till_id)
@@ -485,7 +518,10 @@ class Transactions(_Repo):
 
     def answer_of(self, transaction_id: str):
         """(id, kind, request_hash, response) of a stored transaction, or None: what a retry needs."""
-        return self._core(_ANSWER_OF, {"id": transaction_id}).first()
+        return self.answer_of_later(transaction_id).get()
+
+    def answer_of_later(self, transaction_id: str) -> Later:
+        return self._later(_ANSWER_OF, {"id": transaction_id}, Rows.first)
 
     def spend_since(self, customer_id: int, *since: dt.datetime) -> tuple[int, ...]:
         """The eligible spend after each of the given moments, in one read."""
@@ -509,10 +545,13 @@ class Transactions(_Repo):
     def sale_history(self, customer_id: int, *, spend_after: tuple[dt.datetime, dt.datetime], birthday_since: dt.datetime) -> tuple[int, int, int, int]:
         """(eligible spend after each of the two moments, welcome points held, birthday points since
         ``birthday_since``): what a card sale needs of the customer's history, in one read."""
-        row = self._core(_SALE_HISTORY, {
+        return self.sale_history_later(customer_id, spend_after=spend_after, birthday_since=birthday_since).get()
+
+    def sale_history_later(self, customer_id: int, *, spend_after: tuple[dt.datetime, dt.datetime],
+                           birthday_since: dt.datetime) -> Later:
+        return self._later(_SALE_HISTORY, {
             "customer_id": customer_id, "a": spend_after[0], "b": spend_after[1], "birthday_since": birthday_since,
-        }).first()
-        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
+        }, _history)
 
     def set_response(self, transaction_id: str, response: dict[str, Any]) -> None:
         self.s.execute(update(m.Transaction).where(m.Transaction.id == transaction_id).values(response=response))
@@ -532,9 +571,12 @@ class Ledger(_Repo):
 
     def entries(self, customer_id: int, *, after: int | None = None) -> list[Entry]:
         """The customer's entries in order (only those with an id above ``after``, if given)."""
+        return self.entries_later(customer_id, after=after).get()
+
+    def entries_later(self, customer_id: int, *, after: int | None = None) -> Later:
         if after is None:
-            return [Entry(*row) for row in self._core(_ENTRIES_OF, {"customer_id": customer_id})]
-        return [Entry(*row) for row in self._core(_ENTRIES_AFTER, {"customer_id": customer_id, "after": after})]
+            return self._later(_ENTRIES_OF, {"customer_id": customer_id}, _entries)
+        return self._later(_ENTRIES_AFTER, {"customer_id": customer_id, "after": after}, _entries)
 
     @property
     def ids_follow_commits(self) -> bool:
@@ -651,7 +693,10 @@ class CustomerProducts(_Repo):
         )
 
     def favourite_rows(self, customer_id: int, limit: int = 5) -> list[Any]:
-        return list(self._core(_FAVOURITES, {"customer_id": customer_id, "limit": limit}))
+        return self.favourite_rows_later(customer_id, limit).get()
+
+    def favourite_rows_later(self, customer_id: int, limit: int = 5) -> Later:
+        return self._later(_FAVOURITES, {"customer_id": customer_id, "limit": limit}, list)
 
 class Feedback(_Repo):
     def add(self, **fields: Any) -> m.Feedback:
@@ -675,7 +720,10 @@ class FollowUps(_Repo):
         return self.s.get(m.FollowUp, follow_up_id)
 
     def open_rows_for(self, customer_id: int) -> list[Any]:
-        return list(self._core(_OPEN_FOLLOW_UPS, {"customer_id": customer_id}))
+        return self.open_rows_for_later(customer_id).get()
+
+    def open_rows_for_later(self, customer_id: int) -> Later:
+        return self._later(_OPEN_FOLLOW_UPS, {"customer_id": customer_id}, list)
 
     def all_open(self) -> list[m.FollowUp]:
         return list(self.s.scalars(select(m.FollowUp).where(m.FollowUp.resolved_at.is_(None)).order_by(m.FollowUp.opened_at)))

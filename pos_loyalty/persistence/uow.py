@@ -5,8 +5,8 @@ They never import SQLAlchemy; the repositories below are their only way to the t
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Any, Callable
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -136,6 +136,37 @@ class SqlUnitOfWork:
         if not self._open:
             self._begin_on_driver()
         return self._engine.dialect, self._dbapi
+
+    batching = False  # inside ``in_one_trip`` on PostgreSQL: reads are sent, and read later
+
+    @contextmanager
+    def in_one_trip(self) -> Iterator[None]:
+        """On PostgreSQL, the prepared statements run inside are sent one after another without
+        waiting for each answer (psycopg's pipeline mode), and the answers come back together: a
+        checkout's five writes, or the reads that do not depend on each other, cost one round trip
+        to the server, not one each. They run in order, in this unit of work's transaction, as
+        before. A read inside is sent by a repository's ``..._later`` method, whose ``get()`` waits
+        once for everything sent before it; a plain read would wait at once, so use those. An
+        error is raised at the first ``get()`` or at the end of the block, as SQLAlchemy's (a
+        unique key refused: ``DuplicateKey``), and the first statement that failed aborts the rest.
+        Elsewhere (SQLite runs in the process; a session's flushes go their own way) the
+        statements run as they always do, and a ``..._later`` read is read at once."""
+        if self.dialect.name != "postgresql" or self.__dict__.get("session") is not None or self.batching:
+            yield
+            return
+        dialect, dbapi = self.driver()
+        self.batching = True
+        try:
+            with dbapi.pipeline():
+                yield
+        except dialect.loaded_dbapi.Error as e:
+            wrapped = DBAPIError.instance("(statements sent in one round trip)", None, e, dialect.loaded_dbapi.Error,
+                                          dialect=dialect)
+            if isinstance(wrapped, IntegrityError):
+                raise duplicate_key(wrapped) from e
+            raise wrapped from e
+        finally:
+            self.batching = False
 
     def __exit__(self, *exc) -> None:
         dropped = exc[0] is not None and issubclass(exc[0], Exception) and self._dropped()

@@ -25,6 +25,9 @@ class UnitOfWork(Protocol):  # the repositories are duck-typed; see persistence/
     privacy: Any
     memo: dict  # lives as long as the database connection: for what never changes once written
     read_only: bool  # a reader: sees committed work only
+    batching: bool  # inside ``in_one_trip`` on PostgreSQL: ``..._later`` reads are sent, and read at ``get()``
+
+    def in_one_trip(self) -> ContextManager[None]: ...
 
     def commit(self) -> None: ...
 

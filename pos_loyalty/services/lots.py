@@ -19,6 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..domain.ledger import Lots, replay
+from ..later import Later
 from .context import UnitOfWork
 
 REMEMBERED = 50_000  # customers (a few hundred bytes each)
@@ -72,15 +73,33 @@ def _cache(uow: UnitOfWork) -> LotsCache | None:
 
 def open_lots(uow: UnitOfWork, customer_id: int) -> OpenLots:
     """The customer's open lots as the ledger stands in this unit of work."""
+    return open_lots_later(uow, customer_id).get()
+
+
+def open_lots_later(uow: UnitOfWork, customer_id: int):
+    """``open_lots`` to be had later (``get()``): inside the unit of work's ``in_one_trip`` on
+    PostgreSQL the ledger's read goes with the others sent there; elsewhere nothing is read until
+    (and unless) it is asked for."""
+    if not uow.batching or _cache(uow) is not None:
+        return Later.lazy(lambda: _open_lots(uow, customer_id))
+    return uow.ledger.entries_later(customer_id).then(lambda entries: _lots_of(customer_id, entries, None, None))
+
+
+def _open_lots(uow: UnitOfWork, customer_id: int) -> OpenLots:
     cache = _cache(uow)
     known = cache.get(customer_id) if cache is not None else None
     if known is None:
-        entries = uow.ledger.entries(customer_id)
+        return _lots_of(customer_id, uow.ledger.entries(customer_id), None, cache)
+    last, before = known
+    return _lots_of(customer_id, uow.ledger.entries(customer_id, after=last), (last, before), cache)
+
+
+def _lots_of(customer_id: int, entries, known, cache) -> OpenLots:
+    if known is None:
         lots = replay(entries)
         last = entries[-1].id if entries else 0
     else:
         last, before = known
-        entries = uow.ledger.entries(customer_id, after=last)
         lots = replay(entries, start=before) if entries else before
         last = entries[-1].id if entries else last
     return OpenLots(customer_id, lots, last, cache)

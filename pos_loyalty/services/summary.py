@@ -9,9 +9,9 @@ from ..domain.cards import mask_card_number
 from ..domain.errors import Conflict, NotFound
 from ..domain.ledger import in_birthday_week, last_valid_day
 from ..domain.programme import Programme, format_multiplier
-from .access import till_of_token
+from .access import till_of_token_later
 from .context import Shop, UnitOfWork
-from .lots import open_lots
+from .lots import open_lots_later
 from .programme import offer_of, programme_as_of
 
 ROLLING = dt.timedelta(days=365)
@@ -23,11 +23,13 @@ def greeting_name(customer) -> str | None:
     return customer.name.split()[0] if customer.name and customer.name.split() else None
 
 
-def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Programme, rolling: int | None = None) -> dict[str, Any]:
+def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Programme, rolling: int | None = None,
+                    held=None, rewards=None) -> dict[str, Any]:
     """Balance, tier and the distance to the next, next reward, rewards redeemable now, next expiry.
 
     Three reads: the rolling spend (unless given), the active rewards, and (only when there are
-    points that could expire) the ledger, replayed to find the open lots.
+    points that could expire) the ledger, replayed to find the open lots. ``held`` and ``rewards``
+    are those two reads already sent (``open_lots_later``, ``rewards.rows_later``), if they were.
     """
     now = shop.now()
     if rolling is None:
@@ -37,13 +39,13 @@ def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Program
     # used up), so there is nothing to expire and no need to read the ledger.
     expiry = None
     if balance > 0:
-        held = open_lots(uow, customer.id)
-        expiry = held.lots.next_expiry(now)
+        lots = (held or open_lots_later(uow, customer.id)).get()
+        expiry = lots.lots.next_expiry(now)
         if uow.read_only:
-            held.remember()  # a reader's snapshot holds committed entries only
+            lots.remember()  # a reader's snapshot holds committed entries only
     return position_of(
-        programme, shop, balance=balance, rolling=rolling, expiry=expiry, rewards=uow.rewards.rows(active_only=True),
-        birthday=customer.birthday, now=now,
+        programme, shop, balance=balance, rolling=rolling, expiry=expiry,
+        rewards=(rewards or uow.rewards.rows_later(active_only=True)).get(), birthday=customer.birthday, now=now,
     )
 
 
@@ -108,19 +110,30 @@ def customer_dict(customer, cards=()) -> dict[str, Any]:
 def card_summary(shop: Shop, card_number: str, *, till_token: str | None = None) -> dict[str, Any]:
     """Everything the cashier screen shows when this card is scanned. On SQLite its reads see one
     moment; on PostgreSQL each sees what was committed when it ran, as inside a READ COMMITTED
-    transaction, without the BEGIN and ROLLBACK (with the pool's ping, seven round trips, not nine).
+    transaction, without the BEGIN and ROLLBACK, and they go in two round trips (``in_one_trip``):
+    the till and the card's holder, then everything else about the customer.
     With ``till_token``, the till holding it is checked first, in the same unit of work
     (``access.till_of_token``: ``TokenRefused`` if none does)."""
     with shop.uow(read_only=True, one_snapshot=False) as uow:
-        if till_token is not None:
-            till_of_token(uow, till_token)
         now = shop.now()
-        customer = uow.customers.card_holder_with_visits(card_number, rolling_since=now - ROLLING)
+        with uow.in_one_trip():  # (PostgreSQL: the till and the card's holder in one round trip)
+            till = till_of_token_later(uow, till_token) if till_token is not None else None
+            customer = uow.customers.card_holder_with_visits_later(card_number, rolling_since=now - ROLLING)
+            if till is not None:
+                till.get()  # (TokenRefused before anything else is used)
+            customer = customer.get()
         if customer is None:
             raise NotFound(f"no customer has the card {card_number}", field="card_number")
         if customer.erased_at is not None:
             raise NotFound("this card's account was erased at the customer's request", field="card_number")
-        cards = uow.cards.rows_of_customer(customer.id)
+        programme = programme_as_of(uow, customer.latest_programme_id)  # (read with the holder)
+        with uow.in_one_trip():  # (PostgreSQL: all that follows in one round trip)
+            cards = uow.cards.rows_of_customer_later(customer.id)
+            held = open_lots_later(uow, customer.id) if customer.balance > 0 else None
+            rewards = uow.rewards.rows_later(active_only=True)
+            favourites = uow.products.favourite_rows_later(customer.id)
+            follow_ups = uow.follow_ups.open_rows_for_later(customer.id)
+            cards = cards.get()
         if customer.card_status != "active":
             newer = any(c.status == "active" for c in cards)
             raise Conflict(
@@ -129,17 +142,17 @@ def card_summary(shop: Shop, card_number: str, *, till_token: str | None = None)
                 field="card_number",
                 customer_id=customer.id,
             )
-        programme = programme_as_of(uow, customer.latest_programme_id)  # (read with the holder)
-        position = points_position(uow, shop, customer, programme=programme, rolling=int(customer.rolling_spend))
+        position = points_position(uow, shop, customer, programme=programme, rolling=int(customer.rolling_spend), held=held,
+                                   rewards=rewards)
         last_visit = customer.last_sale_at
         return {
             "card": {"number": card_number, "masked": mask_card_number(card_number), "status": customer.card_status},
             "customer": customer_dict(customer, cards),
             "greeting_name": greeting_name(customer),
             **position,
-            "favourites": [{"sku": f.sku, "description": f.description, "visits": f.visits} for f in uow.products.favourite_rows(customer.id)],
+            "favourites": [{"sku": f.sku, "description": f.description, "visits": f.visits} for f in favourites.get()],
             "last_visit": last_visit.isoformat() if last_visit else None,
             "open_follow_ups": [
-                {"id": f.id, "opened_at": f.opened_at.isoformat(), "reason": f.reason} for f in uow.follow_ups.open_rows_for(customer.id)
+                {"id": f.id, "opened_at": f.opened_at.isoformat(), "reason": f.reason} for f in follow_ups.get()
             ],
         }

@@ -19,9 +19,9 @@ from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidI
 from ..domain.ledger import Entry, birthday_week_start, expiry_for, replay, still_reversible
 from ..domain.programme import Programme
 from ..domain.timing import CLOCK_TOLERANCE, check_occurred_at
-from .access import till_of_token
+from .access import till_of_token_later
 from .context import Shop, UnitOfWork
-from .lots import open_lots
+from .lots import open_lots, open_lots_later
 from .programme import current_programme, offer_of, programme_as_of, programme_version
 from .summary import greeting_name, points_position, position_of
 
@@ -175,7 +175,11 @@ def record_sale(shop: Shop, request: SaleRequest, *, till_id: int | None = None,
 def _card_holder_for_sale(uow: UnitOfWork, card_number: str):
     """The card's holder as a row, locked for this sale (or claim) where the database can; a card
     that is unknown, blocked or of an erased account is refused."""
-    holder = uow.customers.card_holder(card_number, for_update=True)
+    return _usable_holder(uow.customers.card_holder(card_number, for_update=True), card_number)
+
+
+def _usable_holder(holder, card_number: str):
+    """The holder's row as read for a sale, unless the card is unknown, blocked or of an erased account."""
     if holder is None:
         raise NotFound(f"no customer has the card {card_number}", field="card_number")
     if holder.card_status != "active":
@@ -189,10 +193,17 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
     """The checkout: a handful of reads, everything worked out in memory (the answer too), then
     written with one statement per table. The hottest path in the product."""
     with shop.uow() as uow:
-        if till_token is not None:
-            till = till_of_token(uow, till_token)
-            till_id, till_name = till.id, till.name
-        existing = uow.transactions.answer_of(request.id)
+        with uow.in_one_trip():  # (PostgreSQL: the till, a stored answer and the card's holder in one round trip)
+            till = till_of_token_later(uow, till_token) if till_token is not None else None
+            existing = uow.transactions.answer_of_later(request.id)
+            # (on PostgreSQL the row lock may wait for another till's commit of this very id:
+            # then storing it fails as a duplicate, or what that one changed refuses this one, and
+            # either way ``_with_retry`` answers as for a retry)
+            holder = uow.customers.card_holder_later(request.card_number, for_update=True) if request.card_number else None
+            if till is not None:
+                till_id, till_name = till.get().id, till.get().name  # (TokenRefused before anything else is used)
+            existing = existing.get()
+            holder = holder.get() if holder is not None else None
         if existing is not None:
             return _replay(existing, request_hash, "sale")
         if request.currency != shop.currency:
@@ -203,10 +214,7 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             raise InvalidInput("a reward can only be redeemed with the customer's card", field="rewards")
         customer = None
         if request.card_number:
-            # (on PostgreSQL the row lock may have waited for another till's commit of this very
-            # id: then storing it fails as a duplicate, or what that one changed refuses this one,
-            # and either way ``_with_retry`` answers as for a retry)
-            customer = _card_holder_for_sale(uow, request.card_number)
+            customer = _usable_holder(holder, request.card_number)
             programme = programme_as_of(uow, customer.latest_programme_id)  # (read with the holder)
         else:
             programme = current_programme(uow)
@@ -220,15 +228,20 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
         tier = programme.tiers[0]
         rolling_before = rolling_now = balance_before = 0
         reward_rows = []
+        held_lots = None
         if customer is not None:
             birthday_week = birthday_week_start(day, customer.birthday, programme.birthday_window_days) if programme.birthday_bonus else None
-            rolling_before, rolling_now, welcome_held, birthday_held = uow.transactions.sale_history(
-                customer.id, spend_after=(request.occurred_at - ROLLING, now - ROLLING),
-                birthday_since=now if birthday_week is None else _birthday_counted_since(shop, birthday_week),
-            )
+            with uow.in_one_trip():  # (PostgreSQL: the history, the rewards and the ledger in one round trip)
+                history = uow.transactions.sale_history_later(
+                    customer.id, spend_after=(request.occurred_at - ROLLING, now - ROLLING),
+                    birthday_since=now if birthday_week is None else _birthday_counted_since(shop, birthday_week),
+                )
+                reward_rows = uow.rewards.rows_later(active_only=True, also=request.rewards)
+                held_lots = open_lots_later(uow, customer.id)  # (SQLite: read only if the balance is positive, below)
+                rolling_before, rolling_now, welcome_held, birthday_held = history.get()
+                reward_rows = reward_rows.get()
             tier = programme.tier_for(rolling_before)
             balance_before = customer.balance
-            reward_rows = uow.rewards.rows(active_only=True, also=request.rewards)
 
         by_id = {r.id: r for r in reward_rows}
         offers = []
@@ -306,7 +319,7 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             rolling_after = rolling_now + (eligible_spend if request.occurred_at > now - ROLLING else 0)
             expiry = held = None
             if balance_after > 0:  # (as in points_position: no open lot without a positive balance)
-                held = open_lots(uow, customer.id)
+                held = held_lots.get()
                 next_id = held.last_entry_id + 1  # (ids for the order only: the database gives the real ones)
                 new = [Entry(next_id + k, e["points"], e["kind"], e["created_at"], e["expires_at"], e["lot_id"]) for k, e in enumerate(entries)]
                 expiry = replay(new, start=held.lots).next_expiry(now)
@@ -318,15 +331,16 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             tx, line_rows, entries, redemption_rows, customer, position,
             till_name=till_name, balance_before=balance_before, earning=earning if customer else None,
         )
-        uow.transactions.insert(tx, line_rows, redemption_rows)
-        if customer is not None:
-            uow.ledger.append(entries)
-            uow.customers.change_balance(customer.id, sum(e["points"] for e in entries))
-            bought: dict[str, tuple[str, int]] = {}
-            for ln in lines:  # the favourites: a product counts one visit per sale, however many lines it was on
-                description, quantity = bought.get(ln.sku, (ln.description, 0))
-                bought[ln.sku] = (description, quantity + ln.quantity_milli)
-            uow.products.record_bought(customer.id, [(sku, d, q) for sku, (d, q) in bought.items()], request.occurred_at)
+        with uow.in_one_trip():  # (PostgreSQL: one round trip for all of them)
+            uow.transactions.insert(tx, line_rows, redemption_rows)
+            if customer is not None:
+                uow.ledger.append(entries)
+                uow.customers.change_balance(customer.id, sum(e["points"] for e in entries))
+                bought: dict[str, tuple[str, int]] = {}
+                for ln in lines:  # the favourites: a product counts one visit per sale, however many lines it was on
+                    description, quantity = bought.get(ln.sku, (ln.description, 0))
+                    bought[ln.sku] = (description, quantity + ln.quantity_milli)
+                uow.products.record_bought(customer.id, [(sku, d, q) for sku, (d, q) in bought.items()], request.occurred_at)
         uow.commit()
         if customer is not None and held is not None:
             held.remember()  # (only once committed: nothing uncertain is kept)

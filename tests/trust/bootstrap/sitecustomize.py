@@ -6,7 +6,7 @@ unless ``POS_LOYALTY_TEST_BREAK`` names a fault:
 
 ``read-then-write-redemption``
     Checkout as a careless hand would write it: the customer's balance is read before the sale's
-    write transaction, with no lock (``Customers.card_holder`` answers with that earlier balance
+    write transaction, with no lock (``Customers.card_holder_later`` answers with that earlier balance
     and locks nothing, ``Database.write_lock`` is gone), a moment passes, and the sale then spends
     the points it checked. Two tills redeeming at once both see the points and both spend them.
 """
@@ -34,16 +34,18 @@ def _break_redemption() -> None:
 
     db.connect = connect_without_write_lock
 
-    card_holder = repositories.Customers.card_holder
+    from pos_loyalty.later import Later
+
+    card_holder_later = repositories.Customers.card_holder_later
 
     def card_holder_as_checked(self, card_number, *, for_update=False):
-        holder = card_holder(self, card_number)  # never locked
+        holder = card_holder_later(self, card_number).get()  # never locked
         balance = getattr(_checked, "balance", None)
         if holder is None or balance is None:
-            return holder
-        return SimpleNamespace(**{**holder._asdict(), "balance": balance})  # the balance as it was checked
+            return Later.done(holder)
+        return Later.done(SimpleNamespace(**{**holder._asdict(), "balance": balance}))  # the balance as it was checked
 
-    repositories.Customers.card_holder = card_holder_as_checked
+    repositories.Customers.card_holder_later = card_holder_as_checked
 
     record_sale = transactions.record_sale
 
