@@ -19,6 +19,7 @@ to lose.
 """
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from operator import itemgetter
 from typing import Any, Callable, Sequence
@@ -75,7 +76,8 @@ def rows_params(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 class _Plan:
-    __slots__ = ("sql", "names", "positional", "processors", "fixed", "row", "result_processors", "returns_rows", "_pick", "_processed")
+    __slots__ = ("sql", "names", "positional", "processors", "fixed", "row", "result_processors", "returns_rows", "cursor_class",
+                 "_pick", "_processed")
 
     def __init__(self, statement, dialect, keys: tuple[str, ...] | None) -> None:
         # (as for an executemany: no implicit RETURNING of new primary keys, which nothing here reads)
@@ -87,6 +89,17 @@ class _Plan:
         self.sql = compiled.string
         self.positional = dialect.paramstyle in ("qmark", "format", "numeric")
         self.names = tuple(compiled.positiontup) if self.positional else tuple(dict.fromkeys(compiled.bind_names.values()))
+        # psycopg: the statement in PostgreSQL's own numbered form, run on a ``RawCursor``. A
+        # ``%(name)s`` statement is parsed by psycopg on every run, and one longer than 4 kB or
+        # with over 50 parameters (a sale's lines in one INSERT) is parsed anew each time, uncached.
+        self.cursor_class = None
+        if not self.positional and dialect.name == "postgresql" and dialect.driver == "psycopg":
+            import psycopg
+
+            self.sql, order = _numbered(self.sql)
+            if set(order) != set(self.names):
+                raise ValueError(f"the statement's placeholders {order} are not its parameters {self.names}")
+            self.names, self.positional, self.cursor_class = order, True, psycopg.RawCursor
         given = set(keys or ())
         self.fixed: dict[str, Any] = {}
         self.processors: dict[str, Callable[[Any], Any]] = {}
@@ -159,6 +172,25 @@ class _Plan:
         return [make([v if p is None or v is None else p(v) for p, v in zip(processors, r)]) for r in raw]
 
 
+_PYFORMAT = re.compile(r"%(?:%|\(([^)]+)\)s)")
+
+
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """A ``%(name)s`` statement in PostgreSQL's ``$1`` form, and its parameters' names in number
+    order: a name used twice is one number, and ``%%`` is a ``%``, as psycopg converts them."""
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in numbers:
+            numbers[name] = len(numbers) + 1
+        return f"${numbers[name]}"
+
+    return _PYFORMAT.sub(number, sql), tuple(numbers)
+
+
 def _bind_processor(type_, dialect) -> Callable[[Any], Any] | None:
     """The column type's bind processor, or the one call it offers for SQLAlchemy's several
     (``fused_bind_processor``: our UTC timestamps on SQLite)."""
@@ -212,7 +244,7 @@ def run(where: Session | tuple[Any, Any], prepared: Prepared, params: dict[str, 
     plan, arguments, many = _bound(dialect, prepared, params)
     if plan is None:
         return Rows()
-    cursor = dbapi_connection.cursor()
+    cursor = dbapi_connection.cursor() if plan.cursor_class is None else plan.cursor_class(dbapi_connection)
     try:
         if many:
             cursor.executemany(plan.sql, arguments)
@@ -235,7 +267,7 @@ def send(where: tuple[Any, Any], prepared: Prepared, params: dict[str, Any] | No
     plan, arguments, many = _bound(dialect, prepared, params)
     if many:
         raise ValueError("send is for one set of parameters")
-    cursor = dbapi_connection.cursor()
+    cursor = dbapi_connection.cursor() if plan.cursor_class is None else plan.cursor_class(dbapi_connection)
     try:
         cursor.execute(plan.sql, arguments)
     except dialect.loaded_dbapi.Error as e:
