@@ -36,8 +36,8 @@ class Later:
     def get(self) -> Any:
         source = self._source
         if source is not None:
+            self._value = self._convert(source.rows())  # (if this raises, the next get() tries again and raises too)
             self._source = None
-            self._value = self._convert(source.rows())
         return self._value
 
 

@@ -294,6 +294,13 @@ def test_writes_sent_in_one_trip_keep_their_order_and_a_duplicate_is_a_409_that_
                 uow.transactions._core(_INSERT_TRANSACTION, [fresh])  # (sent, then refused with the rest)
                 uow.transactions.insert(copy, [])
     assert api.get("/transactions/FRESH").status_code == 404
+    with shop.uow() as uow:  # refused while the block is still sending: a read waited for answers meanwhile
+        with pytest.raises(DuplicateKey):
+            with uow.in_one_trip():
+                uow.transactions._core(_INSERT_TRANSACTION, [copy])
+                uow.transactions.answer_of_later("FRESH").get()
+                uow.transactions._core(_INSERT_TRANSACTION, [fresh])
+    assert api.get("/transactions/FRESH").status_code == 404
     with shop.uow() as uow:  # and the connection is fine for the next unit of work
         with uow.in_one_trip():
             uow.transactions.insert(fresh, [])
@@ -326,3 +333,31 @@ def test_a_copy_of_a_sale_stored_meanwhile_is_answered_as_a_retry(app, api, shop
     assert missed == [body["id"]]
     assert second.status_code == 201 and second.get_json()["replayed"] is True
     assert {k: v for k, v in second.get_json().items() if k != "replayed"} == {k: v for k, v in first.get_json().items() if k != "replayed"}
+
+
+def test_a_refused_token_gets_no_stored_answer_even_when_the_database_fails_first(app, api, shop, monkeypatch):
+    """The sale's unit of work fails before its token is read (SQLite busy past its timeout,
+    PostgreSQL gone): the retry path looks for what is stored under the id, and answers only a
+    till whose token it checks there. A refused one gets the failure, and through HTTP the 401."""
+    from pos_loyalty.api.schemas import SaleSchema
+    from pos_loyalty.api.till import _sale_request
+    from pos_loyalty.persistence.uow import DatabaseBusy, SqlUnitOfWork
+    from pos_loyalty.services.transactions import record_sale
+    from tests.support.factories import line, sale
+
+    known = sale(line("COF", 900))
+    assert api.post("/transactions", json=known).status_code == 201
+    real = SqlUnitOfWork._begin_on_driver
+
+    def writers_are_busy(self):
+        if not self.read_only:
+            raise DatabaseBusy("the database is busy; try again")
+        return real(self)
+
+    monkeypatch.setattr(SqlUnitOfWork, "_begin_on_driver", writers_are_busy)
+    with pytest.raises(DatabaseBusy):
+        record_sale(shop, _sale_request(SaleSchema().load(known)), till_token="nope")
+    answer = api.post("/transactions", json=known, headers={"Authorization": "Bearer nope"})
+    assert answer.status_code == 401 and known["id"] not in answer.get_data(as_text=True)
+    retried = api.post("/transactions", json=known)  # the till that holds its token: its stored answer, as before
+    assert retried.status_code == 201 and retried.get_json()["replayed"] is True

@@ -145,20 +145,26 @@ class SqlUnitOfWork:
         waiting for each answer (psycopg's pipeline mode), and the answers come back together: a
         checkout's five writes, or the reads that do not depend on each other, cost one round trip
         to the server, not one each. They run in order, in this unit of work's transaction, as
-        before. A read inside is sent by a repository's ``..._later`` method, whose ``get()`` waits
-        once for everything sent before it; a plain read would wait at once, so use those. An
-        error is raised at the first ``get()`` or at the end of the block, as SQLAlchemy's (a
-        unique key refused: ``DuplicateKey``), and the first statement that failed aborts the rest.
+        before. A read inside is sent by a repository's ``..._later`` method: call its ``get()``
+        after the block, whose end waits once for every answer (a ``get()`` inside waits as well,
+        and the end then waits again; a plain read waits at once). An error is raised by a later
+        statement of the block, by the end of the block or by a ``get()``, as SQLAlchemy's (a
+        unique key refused: ``DuplicateKey``); the first statement that failed aborts the rest.
         Elsewhere (SQLite runs in the process; a session's flushes go their own way) the
         statements run as they always do, and a ``..._later`` read is read at once."""
         if self.dialect.name != "postgresql" or self.__dict__.get("session") is not None or self.batching:
-            yield
+            try:
+                yield
+            except IntegrityError as e:  # (as inside a pipeline: the same error whatever the database)
+                raise duplicate_key(e) from e
             return
         dialect, dbapi = self.driver()
         self.batching = True
         try:
             with dbapi.pipeline():
                 yield
+        except IntegrityError as e:  # (raised, wrapped, by a later statement of the block, when the answer came back early)
+            raise duplicate_key(e) from e
         except dialect.loaded_dbapi.Error as e:
             wrapped = DBAPIError.instance("(statements sent in one round trip)", None, e, dialect.loaded_dbapi.Error,
                                           dialect=dialect)

@@ -119,9 +119,9 @@ def card_summary(shop: Shop, card_number: str, *, till_token: str | None = None)
         with uow.in_one_trip():  # (PostgreSQL: the till and the card's holder in one round trip)
             till = till_of_token_later(uow, till_token) if till_token is not None else None
             customer = uow.customers.card_holder_with_visits_later(card_number, rolling_since=now - ROLLING)
-            if till is not None:
-                till.get()  # (TokenRefused before anything else is used)
-            customer = customer.get()
+        if till is not None:  # (the answers are read once the round trip is back)
+            till.get()  # (TokenRefused before anything else is used)
+        customer = customer.get()
         if customer is None:
             raise NotFound(f"no customer has the card {card_number}", field="card_number")
         if customer.erased_at is not None:
@@ -133,7 +133,7 @@ def card_summary(shop: Shop, card_number: str, *, till_token: str | None = None)
             rewards = uow.rewards.rows_later(active_only=True)
             favourites = uow.products.favourite_rows_later(customer.id)
             follow_ups = uow.follow_ups.open_rows_for_later(customer.id)
-            cards = cards.get()
+        cards = cards.get()
         if customer.card_status != "active":
             newer = any(c.status == "active" for c in cards)
             raise Conflict(

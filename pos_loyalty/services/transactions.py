@@ -151,8 +151,14 @@ def _with_retry(work, stored):
         return answer
 
 
-def _stored_answer(shop: Shop, transaction_id: str, request_hash: str, kind: str) -> dict[str, Any] | None:
+def _stored_answer(shop: Shop, transaction_id: str, request_hash: str, kind: str, till_token: str | None = None
+                   ) -> dict[str, Any] | None:
+    """What is stored under the id, as the answer to this request; with ``till_token``, only for
+    the till holding it (``TokenRefused`` else: a request whose token was never checked, because
+    the database failed first, must not be answered with a stored sale)."""
     with shop.uow(read_only=True, one_read=True) as uow:
+        if till_token is not None:
+            till_of_token_later(uow, till_token).get()
         existing = uow.transactions.answer_of(transaction_id)
     return None if existing is None else _replay(existing, request_hash, kind)
 
@@ -169,7 +175,7 @@ def record_sale(shop: Shop, request: SaleRequest, *, till_id: int | None = None,
         raise ValueError("a till's token, or its id and name: not both")
     request_hash = fingerprint(request)
     return _with_retry(lambda: _record_sale(shop, request, request_hash, till_id, till_name, till_token),
-                       lambda: _stored_answer(shop, request.id, request_hash, "sale"))
+                       lambda: _stored_answer(shop, request.id, request_hash, "sale", till_token))
 
 
 def _card_holder_for_sale(uow: UnitOfWork, card_number: str):
@@ -200,10 +206,10 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
             # then storing it fails as a duplicate, or what that one changed refuses this one, and
             # either way ``_with_retry`` answers as for a retry)
             holder = uow.customers.card_holder_later(request.card_number, for_update=True) if request.card_number else None
-            if till is not None:
-                till_id, till_name = till.get().id, till.get().name  # (TokenRefused before anything else is used)
-            existing = existing.get()
-            holder = holder.get() if holder is not None else None
+        if till is not None:  # (the answers are read once the round trip is back: a get() inside would wait twice)
+            till_id, till_name = till.get().id, till.get().name  # (TokenRefused before anything else is used)
+        existing = existing.get()
+        holder = holder.get() if holder is not None else None
         if existing is not None:
             return _replay(existing, request_hash, "sale")
         if request.currency != shop.currency:
@@ -238,8 +244,8 @@ def _record_sale(shop: Shop, request: SaleRequest, request_hash: str, till_id, t
                 )
                 reward_rows = uow.rewards.rows_later(active_only=True, also=request.rewards)
                 held_lots = open_lots_later(uow, customer.id)  # (SQLite: read only if the balance is positive, below)
-                rolling_before, rolling_now, welcome_held, birthday_held = history.get()
-                reward_rows = reward_rows.get()
+            rolling_before, rolling_now, welcome_held, birthday_held = history.get()
+            reward_rows = reward_rows.get()
             tier = programme.tier_for(rolling_before)
             balance_before = customer.balance
 
