@@ -219,7 +219,8 @@ def _phase(side: Side, phase: str, tills: Tills, budget: Budget, *, rounds: int,
     else:
         requests = tills.checkout(side.checkout_path)
     offset = round_no * share
-    numbered = lambda i: requests(i + offset if i >= 0 else i)  # noqa: E731 (warm-ups keep their own numbers)
+    # the warm-ups (negative numbers, from the end of the list) move on each round too
+    numbered = lambda i: requests(i + offset if i >= 0 else i - offset)  # noqa: E731
     if phase.endswith(("_4", "_16")):
         return many_tills(side.port, side.headers, numbered, clients=int(phase.rsplit("_", 1)[1]), count=share, max_seconds=seconds)
     return one_till(side.port, side.headers, numbered, count=share, max_seconds=seconds)
@@ -238,7 +239,7 @@ def merged(parts: list[Timings]) -> Timings:
     return out
 
 
-def side_by_side(sides: list[Side], tills: Tills, budget: Budget, *, rounds: int = 3) -> dict[str, dict[str, Timings]]:
+def side_by_side(sides: list[Side], tills: Tills, budget: Budget, *, rounds: int = 4) -> dict[str, dict[str, Timings]]:
     """Each measurement of every side, taken in ``rounds`` turns: a round runs each phase on one
     side and straight after on the other (who goes first alternating), so a machine that speeds up
     or slows down over the minutes of a run (this one's CPU varied by a fifth within ten minutes)
@@ -255,7 +256,7 @@ def side_by_side(sides: list[Side], tills: Tills, budget: Budget, *, rounds: int
 
 
 def run_database(kind: str, url: str, workdir: Path, budget: Budget, report: Report, *, full_suite: bool,
-                 first_day: dt.date, rounds: int = 3) -> dict[str, Any]:
+                 first_day: dt.date, rounds: int = 4) -> dict[str, Any]:
     from .scan import Scanner, pty_floor, scan_to_screen, sign_in
     from .servers import start_floor, start_product
 
@@ -520,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="generate the SQLite data again even if it exists")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of requests of every measurement")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="turns the product and its HTTP floor take at each measurement (default 3)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="turns the product and its HTTP floor take at each measurement (default 4: each goes first as often)")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds is at least 1")

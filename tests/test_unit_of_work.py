@@ -120,7 +120,7 @@ def test_the_counter_s_checkout_and_card_lookup_run_without_a_session(api, shop,
 def test_the_counter_checks_the_till_token_in_the_use_case_s_own_unit_of_work(app, api, shop, monkeypatch):
     """One unit of work a checkout and one a card lookup: the till's token is their first read
     (on SQLite a second connection would re-read its cached pages after every sale). A token no
-    active till holds is refused there, before anything is written or any stored answer read."""
+    active till holds is refused there, before anything is written or any stored answer used."""
     from pos_loyalty.api.schemas import SaleSchema
     from pos_loyalty.api.till import _sale_request
     from pos_loyalty.persistence.uow import SqlUnitOfWork
