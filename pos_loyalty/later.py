@@ -2,8 +2,8 @@
 
 Plain Python, imported by the persistence layer (whose ``..._later`` reads return one) and by the
 services (which make their own from those). On PostgreSQL, reads sent inside a unit of work's
-``in_one_trip`` go to the server without waiting for each answer; the first ``get()`` waits once
-for all of them (``persistence/uow.py``).
+``in_one_trip`` go to the server without waiting for each answer; the end of the block waits
+once for all of them, and each ``get()`` after it reads its own (``persistence/uow.py``).
 """
 from __future__ import annotations
 
