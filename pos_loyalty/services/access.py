@@ -63,7 +63,10 @@ class TokenRefused(Exception):
 
 def authenticate_till(shop: Shop, token: str) -> TillIdentity | None:
     with shop.uow(read_only=True, one_read=True) as uow:
-        return _till_holding(uow, token)
+        try:
+            return till_of_token(uow, token)
+        except TokenRefused:
+            return None
 
 
 def till_of_token(uow: UnitOfWork, token: str) -> TillIdentity:
@@ -88,11 +91,6 @@ def _identity_or_refused(till) -> TillIdentity:
     if till is None:
         raise TokenRefused("no active till holds this token")
     return TillIdentity(till.id, till.name)
-
-
-def _till_holding(uow: UnitOfWork, token: str) -> TillIdentity | None:
-    till = uow.tills.active_by_token_hash(hash_token(token))
-    return None if till is None else TillIdentity(till.id, till.name)
 
 
 def add_user(shop: Shop, username: str, password: str, role: str, *, actor: str = "cli") -> None:

@@ -71,15 +71,10 @@ def _cache(uow: UnitOfWork) -> LotsCache | None:
     return cache
 
 
-def open_lots(uow: UnitOfWork, customer_id: int) -> OpenLots:
-    """The customer's open lots as the ledger stands in this unit of work."""
-    return open_lots_later(uow, customer_id).get()
-
-
 def open_lots_later(uow: UnitOfWork, customer_id: int):
-    """``open_lots`` to be had later (``get()``): inside the unit of work's ``in_one_trip`` on
-    PostgreSQL the ledger's read goes with the others sent there; elsewhere nothing is read until
-    (and unless) it is asked for."""
+    """The customer's open lots as the ledger stands in this unit of work, to be had later
+    (``get()``): inside the unit of work's ``in_one_trip`` on PostgreSQL the ledger's read goes
+    with the others sent there; elsewhere nothing is read until (and unless) it is asked for."""
     if not uow.batching or _cache(uow) is not None:
         return Later.lazy(lambda: _open_lots(uow, customer_id))
     return uow.ledger.entries_later(customer_id).then(lambda entries: _lots_of(customer_id, entries, None, None))

@@ -19,9 +19,9 @@ from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidI
 from ..domain.ledger import Entry, birthday_week_start, expiry_for, replay, still_reversible
 from ..domain.programme import Programme
 from ..domain.timing import CLOCK_TOLERANCE, check_occurred_at
-from .access import till_of_token_later
+from .access import till_of_token, till_of_token_later
 from .context import Shop, UnitOfWork
-from .lots import open_lots, open_lots_later
+from .lots import open_lots_later
 from .programme import current_programme, offer_of, programme_as_of, programme_version
 from .summary import greeting_name, points_position, position_of
 
@@ -158,7 +158,7 @@ def _stored_answer(shop: Shop, transaction_id: str, request_hash: str, kind: str
     the database failed first, must not be answered with a stored sale)."""
     with shop.uow(read_only=True, one_read=True) as uow:
         if till_token is not None:
-            till_of_token_later(uow, till_token).get()
+            till_of_token(uow, till_token)
         existing = uow.transactions.answer_of(transaction_id)
     return None if existing is None else _replay(existing, request_hash, kind)
 
