@@ -31,6 +31,7 @@ from pos_loyalty.domain.ledger import in_birthday_week
 from pos_loyalty.persistence.db import normalise_url
 from pos_loyalty.persistence.migrate import head_revision
 from pos_loyalty.persistence.models import Base
+from pos_loyalty.persistence.setup_lock import init_lock
 from pos_loyalty.services.access import add_till, verify_password
 from pos_loyalty.services.programme import get_programme
 from tests.conftest import IN_CI, PG_ADMIN_URL
@@ -172,6 +173,74 @@ def test_init_on_postgresql_creates_the_schema_and_running_it_again_changes_noth
     again = ok(cli(env, "init"))
     assert f"schema already current (revision {head_revision()})" in again
     assert snapshot(throwaway_pg_url) == before
+
+
+def _programme_versions(url: str) -> list[str]:
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.execute(text("SELECT created_by FROM programme_versions ORDER BY id"))]
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> list[str]:
+    engine = create_engine(normalise_url(url))
+    try:
+        return inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_init_waits_while_another_prepares_the_database_and_then_changes_nothing_twice(tmp_path, kind, request):
+    """The service file runs ``init`` before every start, so after a power cut the tills sharing a
+    database all run it at once: the second waits for the first (here: the test holding the lock),
+    touching nothing meanwhile, then finds the work done."""
+    data_dir = tmp_path / "till"
+    if kind == "sqlite":
+        url = f"sqlite:///{data_dir / 'loyalty.db'}"
+        env = till_env(data_dir)
+    else:
+        url = request.getfixturevalue("throwaway_pg_url")
+        env = till_env(data_dir, database_url=url)
+    engine = create_engine(normalise_url(url))
+    lines: queue.Queue[str] = queue.Queue()
+    try:
+        with init_lock(engine):
+            process = subprocess.Popen([*COMMAND, "init"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+            reader.start()
+            seen = []
+            while "waiting for it to finish" not in "".join(seen):
+                seen.append(lines.get(timeout=PROCESS_TIMEOUT))
+            assert "another `pos-loyalty init` is preparing this database" in seen[-1]
+            assert process.poll() is None
+            assert _tables(url) == []  # nothing done while it waits
+        assert process.wait(timeout=PROCESS_TIMEOUT) == 0, process.stderr.read()
+        reader.join(timeout=PROCESS_TIMEOUT)
+        said = "".join(seen) + "".join(lines.queue)
+        assert f"database created (revision {head_revision()})" in said
+        assert "programme version 1 saved" in said
+    finally:
+        engine.dispose()
+    assert _programme_versions(url) == ["pos-loyalty init"]
+
+
+def test_tills_running_init_at_once_on_one_postgresql_all_start_and_store_one_first_programme(tmp_path, throwaway_pg_url):
+    """Unqueued, all but one of them failed on the same CREATE TABLE (their service did not
+    start), and two could each save the built-in programme as a first version."""
+    processes = [
+        subprocess.Popen([*COMMAND, "init"], env=till_env(tmp_path / f"till-{n}", database_url=throwaway_pg_url),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    results = [p.communicate(timeout=PROCESS_TIMEOUT) + (p.returncode,) for p in processes]
+    assert [rc for _, _, rc in results] == [0, 0, 0, 0], [err for _, err, _ in results]
+    said = [out for out, _, _ in results]
+    assert sum(f"database created (revision {head_revision()})" in out for out in said) == 1
+    assert sum(f"schema already current (revision {head_revision()})" in out for out in said) == 3
+    assert _programme_versions(throwaway_pg_url) == ["pos-loyalty init"]
 
 
 # -- settings that cannot work ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -62,14 +63,30 @@ def require_current_schema(services) -> None:
 @main.command()
 @pass_ctx
 def init(ctx: Context) -> None:
-    """Create the database, or upgrade it to the newest schema. Safe to run again."""
-    from ..persistence.migrate import upgrade_to_head
+    """Create the database, or upgrade it to the newest schema. Safe to run again, and by several
+    tills at once: they take turns (``persistence.setup_lock``)."""
+    from ..persistence.setup_lock import init_lock
 
     say(describe(ctx.settings))
+    waiting = lambda: say("another `pos-loyalty init` is preparing this database; waiting for it to finish…")  # noqa: E731
+    with ExitStack() as turn:
+        turn.callback(ctx.services.db.dispose)
+        try:
+            turn.enter_context(init_lock(ctx.services.db.writer, on_wait=waiting))
+        except Exception as exc:  # a database we cannot reach: say which and why
+            raise click.ClickException(f"could not prepare the database: {_first_line(exc)}") from None
+        _upgrade(ctx)
+        _store_first_programme(ctx)
+        _build_report_summaries(ctx)
+
+
+def _upgrade(ctx: Context) -> None:
+    from ..persistence.migrate import upgrade_to_head
+
     db = ctx.services.db
     try:
         before, after = upgrade_to_head(db.writer)
-    except Exception as exc:  # a database we cannot reach or write: say which and why
+    except Exception as exc:  # a database we cannot write: say which and why
         raise click.ClickException(f"could not prepare the database: {_first_line(exc)}") from None
     finally:
         db.dispose()
@@ -79,8 +96,6 @@ def init(ctx: Context) -> None:
         say(f"database created (revision {after})")
     else:
         say(f"schema upgraded from {before} to {after}")
-    _store_first_programme(ctx)
-    _build_report_summaries(ctx)
 
 
 def _store_first_programme(ctx: Context) -> None:
