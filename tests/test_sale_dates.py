@@ -118,3 +118,14 @@ def test_an_anonymous_sale_stored_at_the_end_of_the_calendar_is_refused_when_cla
     anna = enrol(api)
     refused_for_its_date(api.post(f"/transactions/{bought.get_json()['id']}/claim", json={"card_number": anna["card"]}))
     assert balance(api, anna["card"]) == 0
+
+
+def test_the_api_document_tells_the_till_s_developers_which_dates_are_refused(app):
+    """A till vendor reading /api/v1/openapi.json learns the bounds before a sale is refused."""
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    described = {name: schema["properties"]["occurred_at"].get("description", "")
+                 for name, schema in schemas.items() if "occurred_at" in schema.get("properties", {}) and name in ("Sale", "Return")}
+    assert set(described) == {"Sale", "Return"}
+    for text in described.values():
+        assert "before 2000-01-01" in text and "24 hours ahead of the shop's clock" in text

@@ -16,6 +16,10 @@ MAX_QUANTITY = decimal.Decimal(1_000_000)
 # (\Z, not $: "$" also matches before a final newline, and "abc\n" is not an id)
 ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}\Z", error="use 1 to 64 letters, digits, '.', '_', ':' or '-'")
 CARD = validate.Length(min=1, max=32)
+OCCURRED_AT = {
+    "description": "When it happened, by the till's clock, with its UTC offset. Refused (422 naming this field) if "
+                   "before 2000-01-01 or more than 24 hours ahead of the shop's clock: a till whose clock is not set.",
+}
 
 
 def _nul_errors(value, path: str, errors: dict[str, list[str]]) -> None:
@@ -219,7 +223,7 @@ class LineSchema(StrictPart):
 
 class SaleSchema(StrictSchema):
     id = fields.String(required=True, validate=ID)
-    occurred_at = AwareDateTime(required=True)
+    occurred_at = AwareDateTime(required=True, metadata=OCCURRED_AT)
     currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}\Z", error="use an ISO 4217 code like EUR"))
     card_number = fields.String(load_default=None, allow_none=True, validate=CARD)
     cashier = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
@@ -361,7 +365,7 @@ class ReturnLineSchema(StrictPart):
 
 class ReturnSchema(StrictSchema):
     id = fields.String(required=True, validate=ID)
-    occurred_at = AwareDateTime(required=True)
+    occurred_at = AwareDateTime(required=True, metadata=OCCURRED_AT)
     cashier = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
     lines = fields.List(fields.Nested(ReturnLineSchema), required=True, validate=validate.Length(min=1, max=500))
 
