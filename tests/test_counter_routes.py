@@ -5,6 +5,7 @@ by Flask exactly as before, with nothing written."""
 from __future__ import annotations
 
 import json
+import threading
 from contextlib import contextmanager
 
 import pytest
@@ -136,3 +137,65 @@ def test_a_card_lookup_with_a_refused_token_is_flask_s_401(app, api, shop, case)
     with through_flask(app):
         theirs = api.get(f"/cards/{anna['card']}", headers={"Authorization": header})
     _same_response(ours, theirs)
+
+
+@contextmanager
+def the_writers_held(app, customer_id: int):
+    """What a sale for this customer waits for while another till's sale writes: SQLite's write
+    lock (the service's own queue for it), or on PostgreSQL the customer's row."""
+    db = app.extensions["pos_loyalty"].db
+    if db.is_sqlite:
+        with db.write_lock:
+            yield
+        return
+    from sqlalchemy import text
+
+    with db.writer.connect() as conn, conn.begin():
+        conn.execute(text("SELECT id FROM customers WHERE id = :id FOR UPDATE"), {"id": customer_id})
+        yield
+
+
+def _post_meanwhile(app, body, token: str) -> tuple[threading.Event, dict]:
+    """The sale sent from another thread; the event is set once it is answered."""
+    done, out = threading.Event(), {}
+
+    def send():
+        try:
+            out["response"] = app.test_client().post("/api/v1/transactions", json=body, headers={"Authorization": f"Bearer {token}"})
+        finally:
+            done.set()
+
+    threading.Thread(target=send, daemon=True).start()
+    return done, out
+
+
+def test_a_sale_with_a_token_no_till_holds_is_refused_without_waiting_for_the_tills_writing(app, api):
+    """A wrongly set-up till (or a stranger) sending well-formed sales must not take the write
+    lock, or the customer's row, from the tills that are selling: its token is checked on a read
+    of its own before the sale's transaction begins."""
+    anna = enrol(api)
+    body = sale(line("COF", 250), card=anna["card"])
+    written = _count(app, "transactions")
+    with the_writers_held(app, anna["id"]):
+        done, out = _post_meanwhile(app, body, "nope")
+        assert done.wait(timeout=30), "the refused sale waited for the writers"
+    assert out["response"].status_code == 401
+    assert _count(app, "transactions") == written
+
+
+def test_a_till_s_token_revoked_between_sales_is_refused_at_once_and_then_without_waiting(app, api, shop):
+    anna = enrol(api)
+    _, token = add_till(shop, "till-7")
+    first = app.test_client().post("/api/v1/transactions", json=sale(line("COF", 250), card=anna["card"]),
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert first.status_code == 201
+    revoke_till(shop, "till-7")
+    # its very next sale is refused (checked in the sale's own transaction) ...
+    done, out = _post_meanwhile(app, sale(line("TEA", 300), card=anna["card"]), token)
+    assert done.wait(timeout=30) and out["response"].status_code == 401
+    # ... and from then on before any writer is waited for
+    with the_writers_held(app, anna["id"]):
+        done, out = _post_meanwhile(app, sale(line("TEA", 300), card=anna["card"]), token)
+        assert done.wait(timeout=30), "the revoked till's sale waited for the writers"
+    assert out["response"].status_code == 401
+    assert _count(app, "transactions") == 1

@@ -6,7 +6,7 @@ contexts, the before-request hooks, the view's decorators) they cost ~0.3 ms eac
 checkout's CPU in the till's busiest process. ``CounterRoutes`` stands in front of Flask's WSGI
 app and answers the usual, well-formed request of those two itself, with the same parts: the
 till-token check (``access.till_of_token``, run as the use case's first read, in its own unit of
-work), the body loaded by the same ``SaleSchema``, the same use case, and the answer made by the
+work; a sale's token not seen here before is checked on a read of its own first), the body loaded by the same ``SaleSchema``, the same use case, and the answer made by the
 app's own JSON provider (so the bytes and headers are Flask's).
 
 Anything else goes to Flask, which answers exactly as it always did: any other path or method, a
@@ -24,6 +24,7 @@ from marshmallow import ValidationError
 
 from .. import jsoncodec
 from ..services import transactions as tx_svc
+from ..services.access import TokenRefused, authenticate_till, hash_token
 from ..services.summary import card_summary
 from . import schemas as S
 from .till import _CARD_SUMMARY_AS_IS as CARD_SUMMARY_AS_IS  # the views' own tests and schema
@@ -32,6 +33,7 @@ from .till import SALE_SCHEMA, _sale_request
 
 SALES = "/api/v1/transactions"
 CARDS = "/api/v1/cards/"
+KNOWN_TOKENS = 256  # tokens remembered as active (their hashes); a store has a handful of tills
 
 
 class CounterRoutes:
@@ -41,6 +43,7 @@ class CounterRoutes:
         self.services = app.extensions["pos_loyalty"]
         self.max_body = max_body
         self.answered = 0  # requests answered here (for tests and diagnostics; approximate under threads)
+        self._active_tokens: set[str] = set()  # hashes of tokens an active till held when last seen here
 
     def __call__(self, environ: dict[str, Any], start_response):
         method = environ.get("REQUEST_METHOD")
@@ -71,9 +74,14 @@ class CounterRoutes:
             data = SALE_SCHEMA.load(body)
         except ValidationError:
             return None
+        if not self._seen_active(token):
+            return None
         try:
             answer = tx_svc.record_sale(self.services.shop, _sale_request(data), till_token=token)
-        except Exception:  # nothing was written (a refused token, a LoyaltyError, a fault): Flask runs it again and answers
+        except TokenRefused:  # revoked since: forgotten here, and Flask answers 401
+            self._active_tokens.discard(hash_token(token))
+            return None
+        except Exception:  # nothing was written (a LoyaltyError, a fault): Flask runs it again and answers
             return None
         printer = self.services.printer
         if printer is not None and not answer.get("replayed"):
@@ -91,6 +99,22 @@ class CounterRoutes:
         except Exception:  # a refused token, an unknown or blocked card (a LoyaltyError), a fault: Flask answers it
             return None
         return self._json(answer, "200 OK", CARD_SUMMARY_AS_IS, S.CardSummaryOut)
+
+    def _seen_active(self, token: str) -> bool:
+        """Whether an active till held this token when it was last seen here; else it is checked
+        now, on a read of its own. A sale checks its token as its first read (``record_sale``'s
+        ``till_token``, so that revocation is immediate), but by then it holds SQLite's write lock
+        or, on PostgreSQL, the customer's row: a token never seen, or refused since, must not take
+        them from the tills, however many sales a wrongly set-up till or a stranger sends."""
+        digest = hash_token(token)
+        if digest in self._active_tokens:
+            return True
+        if authenticate_till(self.services.shop, token) is None:
+            return False  # Flask answers 401
+        if len(self._active_tokens) >= KNOWN_TOKENS:
+            self._active_tokens.clear()
+        self._active_tokens.add(digest)
+        return True
 
     # -- the parts Flask would have done --
 
