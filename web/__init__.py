@@ -19,7 +19,6 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from pos_loyalty.scanning import CounterScanner, ScanHub, start_counter_scanner
-from pos_loyalty.services.staff import DeviceThrottle
 
 csrf = CSRFProtect()
 SESSION_LIFETIME = dt.timedelta(hours=12)  # one long shift
@@ -27,14 +26,12 @@ SESSION_LIFETIME = dt.timedelta(hours=12)  # one long shift
 
 @dataclass
 class WebState:
-    """What the screens share: the scan hub, the serial scanner (if any), how to pause, and the
-    count of wrong sign-ins by device."""
+    """What the screens share: the scan hub, the serial scanner (if any), and how to pause."""
 
     hub: ScanHub
     scanner: CounterScanner | None = None
     scanner_url: str = ""
     pause: Callable[[float], None] = field(default=time.sleep)  # tests record instead of sleeping
-    sign_ins: DeviceThrottle = field(default_factory=DeviceThrottle)  # wrong sign-ins by device
 
     def stop(self) -> None:
         """Stop the scanner and end every open scan stream, so the server's threads are free to stop."""

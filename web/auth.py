@@ -23,9 +23,7 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 
-from pos_loyalty.services.staff import (
-    SignInRefused, StaffMember, device_refused, device_still_refused, sign_in as staff_sign_in, slow_down_for, staff_member,
-)
+from pos_loyalty.services.staff import SignInRefused, StaffMember, sign_in as staff_sign_in, slow_down_for, staff_member
 
 from .errors import page_for_exception
 from .nav import panel_nav
@@ -138,33 +136,15 @@ def sign_in():
             return redirect(nxt or home_for(current_staff()))
         return render_template("sign_in.html", next=nxt, username="", error=None)
     username = request.form.get("username", "")
-    throttle = current_app.extensions["pos_loyalty_web"].sign_ins
-    device = request.remote_addr or "unknown"
-    status = 401
     try:
-        until = throttle.refused_until(device, shop().now())
-        if until is not None:
-            status = 429
-            raise device_still_refused(shop(), until)
         staff = staff_sign_in(shop(), username, request.form.get("password", ""))
     except SignInRefused as refused:
-        if refused.guessed:
-            until = throttle.failed(device, shop().now())
-            if until is not None:
-                current_app.logger.warning("sign-in: refusing %s until %s after too many wrong sign-ins", device, until.isoformat())
-                refused, status = device_refused(shop(), device, until), 429
         if refused.failures:
             current_app.extensions["pos_loyalty_web"].pause(slow_down_for(refused.failures))
         error = refused.message[0].upper() + refused.message[1:] + "."
-        page = render_template(
-            "sign_in.html", next=nxt, username=username.strip()[:64], error=error, locked=refused.locked_until is not None,
-            device_refused=status == 429,
-        )
-        if status == 429:  # how long until this device may try again, for whatever reads it
-            wait = max(1, int((refused.locked_until - shop().now()).total_seconds()))
-            return page, status, {"Retry-After": str(wait)}
-        return page, status
-    throttle.succeeded(device)
+        return render_template(
+            "sign_in.html", next=nxt, username=username.strip()[:64], error=error, locked=refused.locked_until is not None
+        ), 401
     session.clear()  # a fresh session (and CSRF token) for whoever signed in
     session.permanent = True
     session["staff_id"], session["staff_name"] = staff.id, staff.username

@@ -2,9 +2,7 @@
 
 Passwords are checked by ``access.verify_password`` (argon2id). A run of wrong passwords slows
 each next attempt a little and, at ``MAX_FAILED_SIGN_INS``, locks the login for ``LOCK_FOR`` by
-the shop's clock; a manager can unlock it sooner. ``DeviceThrottle`` counts wrong sign-ins by
-the device they come from, whatever login they try: ``MAX_FAILED_FROM_A_DEVICE`` within
-``LOCK_FOR`` and that device is refused for ``LOCK_FOR``.
+the shop's clock; a manager can unlock it sooner.
 
 The audit log is read here (``audit_trail``), and every export of customers' data is noted in it
 (``record_export``): the changes themselves are recorded by the use case that makes them.
@@ -14,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import secrets
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +25,6 @@ LOCK_FOR = dt.timedelta(minutes=15)
 SLOW_DOWN_STEP = 0.25  # seconds added to the answer for each wrong password in a row
 SLOW_DOWN_CAP = 2.0
 WRONG_CREDENTIALS = "the username or password is wrong"
-MAX_FAILED_FROM_A_DEVICE = 20  # wrong sign-ins from one device within LOCK_FOR, whatever logins they tried
-DEVICES_REMEMBERED = 4096
 
 
 @dataclass(frozen=True)
@@ -51,87 +46,10 @@ class SignInRefused(LoyaltyError):
 
     status = 401
 
-    def __init__(self, message: str, *, failures: int = 0, locked_until: dt.datetime | None = None,
-                 guessed: bool = False) -> None:
+    def __init__(self, message: str, *, failures: int = 0, locked_until: dt.datetime | None = None) -> None:
         super().__init__(message, field="password")
         self.failures = failures
         self.locked_until = locked_until
-        self.guessed = guessed  # a password was checked and was wrong (or the name is no one's)
-
-
-class DeviceThrottle:
-    """Wrong sign-ins counted by the device they come from (its address), whatever login they try.
-
-    The lock on a login stops anyone guessing one login's password; it does not stop a device
-    trying a few common passwords on every login it can think of, and a name that is no one's has
-    no login to lock at all (each such guess still costs the till an argon2 hash: 64 MiB and tens
-    of milliseconds). ``MAX_FAILED_FROM_A_DEVICE`` wrong sign-ins within ``LOCK_FOR`` and the
-    device is refused for ``LOCK_FOR`` without a password being checked; a right password from it
-    before that clears its count (a shared back-office PC whose staff mistype now and then).
-    Kept in memory: a restart of the service forgets it, and a manager's unlock of a login does
-    not lift it. ``now`` is the shop's clock, passed in."""
-
-    def __init__(self, limit: int = MAX_FAILED_FROM_A_DEVICE, window: dt.timedelta = LOCK_FOR,
-                 remembered: int = DEVICES_REMEMBERED) -> None:
-        self.limit = limit
-        self.window = window
-        self.remembered = remembered
-        self._failed: dict[str, list[dt.datetime]] = {}  # device -> its wrong sign-ins within the window
-        self._refused: dict[str, dt.datetime] = {}  # device -> refused until
-        self._guard = threading.Lock()
-
-    def refused_until(self, device: str, now: dt.datetime) -> dt.datetime | None:
-        with self._guard:
-            until = self._refused.get(device)
-            if until is not None and until <= now:
-                del self._refused[device]
-                until = None
-            return until
-
-    def failed(self, device: str, now: dt.datetime) -> dt.datetime | None:
-        """Count one wrong sign-in; the time the device is refused until, if this one was the last allowed."""
-        with self._guard:
-            recent = [t for t in self._failed.get(device, ()) if t > now - self.window]
-            recent.append(now)
-            if len(recent) >= self.limit:
-                self._failed.pop(device, None)
-                self._refused[device] = until = now + self.window
-                return until
-            if device not in self._failed and len(self._failed) >= self.remembered:
-                self._forget_stale(now)
-            self._failed[device] = recent
-            return None
-
-    def succeeded(self, device: str) -> None:
-        with self._guard:
-            self._failed.pop(device, None)
-
-    def _forget_stale(self, now: dt.datetime) -> None:
-        for device, times in list(self._failed.items()):
-            if times[-1] <= now - self.window:
-                del self._failed[device]
-        while len(self._failed) >= self.remembered:  # all recent: the oldest go first
-            del self._failed[min(self._failed, key=lambda d: self._failed[d][-1])]
-        for device, until in list(self._refused.items()):
-            if until <= now:
-                del self._refused[device]
-
-
-def device_refused(shop: Shop, device: str, until: dt.datetime) -> SignInRefused:
-    """Note in the audit log that a device was refused after too many wrong sign-ins, and the refusal."""
-    with shop.uow() as uow:
-        uow.audit.record("sign-in", "device.refuse", "device", device[:64], None,
-                         {"refused_until": until.isoformat(), "failed_sign_ins": MAX_FAILED_FROM_A_DEVICE})
-        uow.commit()
-    return device_still_refused(shop, until)
-
-
-def device_still_refused(shop: Shop, until: dt.datetime) -> SignInRefused:
-    local = until.astimezone(shop.timezone)
-    return SignInRefused(
-        f"too many wrong sign-ins from this device: it may try again at {local:%H:%M} "
-        f"({int(LOCK_FOR.total_seconds() // 60)} minutes)", locked_until=until,
-    )
 
 
 def slow_down_for(failures: int) -> float:
@@ -173,7 +91,7 @@ def sign_in(shop: Shop, username: str, password: str) -> StaffMember:
             user_id, password_hash, locked_until = user.id, user.password_hash, user.locked_until
     if user is None:
         verify_password(_nobody_hash(), password)
-        raise SignInRefused(WRONG_CREDENTIALS, guessed=True)
+        raise SignInRefused(WRONG_CREDENTIALS)
     if locked_until is not None and locked_until > shop.now():
         raise SignInRefused(_locked_message(shop, locked_until), locked_until=locked_until)
     right = verify_password(password_hash, password)
@@ -202,13 +120,12 @@ def _count_failure(uow, shop: Shop, user, now: dt.datetime) -> SignInRefused:
         uow.audit.record("sign-in", "user.lock", "user", user.username, None,
                          {"locked_until": user.locked_until.isoformat(), "failed_sign_ins": failures})
         uow.commit()
-        return SignInRefused(_locked_message(shop, user.locked_until), failures=failures, locked_until=user.locked_until,
-                             guessed=True)
+        return SignInRefused(_locked_message(shop, user.locked_until), failures=failures, locked_until=user.locked_until)
     user.failed_logins = failures
     uow.commit()
     left = MAX_FAILED_SIGN_INS - failures
     hint = f" ({left} more {'try' if left == 1 else 'tries'} before this login is locked for a while)" if failures >= 2 else ""
-    return SignInRefused(WRONG_CREDENTIALS + hint, failures=failures, guessed=True)
+    return SignInRefused(WRONG_CREDENTIALS + hint, failures=failures)
 
 
 def staff_member(shop: Shop, user_id: Any, username: Any) -> StaffMember | None:
