@@ -199,3 +199,20 @@ def test_a_till_s_token_revoked_between_sales_is_refused_at_once_and_then_withou
         assert done.wait(timeout=30), "the revoked till's sale waited for the writers"
     assert out["response"].status_code == 401
     assert _count(app, "transactions") == 1
+
+
+def test_a_fault_while_checking_a_new_token_is_flask_s_to_answer(app, api, monkeypatch):
+    """The database says "try again" while the counter checks a token it has not seen: Flask
+    answers (its own check, the 503 "try again" or the sale), never a bare 500 from the server."""
+    from pos_loyalty.api import counter
+    from pos_loyalty.persistence.uow import DatabaseUnreachable
+
+    anna = enrol(api)
+
+    def unreachable(shop, token):
+        raise DatabaseUnreachable(DatabaseUnreachable.LOST)
+
+    monkeypatch.setattr(counter, "authenticate_till", unreachable)
+    before = _answered_here(app)
+    r = api.post("/transactions", json=sale(line("COF", 250), card=anna["card"]))
+    assert r.status_code == 201 and _answered_here(app) == before  # Flask checked the token itself
