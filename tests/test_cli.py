@@ -243,6 +243,56 @@ def test_tills_running_init_at_once_on_one_postgresql_all_start_and_store_one_fi
     assert _programme_versions(throwaway_pg_url) == ["pos-loyalty init"]
 
 
+def test_init_leaves_no_connection_to_postgresql_open(tmp_path, throwaway_pg_url, monkeypatch):
+    """Run in process (as a supervisor embedding it would): its set-up lock's connection included."""
+    from click.testing import CliRunner
+
+    from pos_loyalty.cli import main
+
+    for key, value in till_env(tmp_path / "till", database_url=throwaway_pg_url).items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(main, ["init"], catch_exceptions=False)
+    assert result.exit_code == 0 and "database created" in result.output
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            left = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"),
+                                {"d": make_url(throwaway_pg_url).database}).scalar()
+    finally:
+        admin.dispose()
+    assert left == 0
+
+
+def test_a_lock_file_another_user_left_is_still_a_lock(tmp_path, monkeypatch):
+    """An init once run with sudo leaves the lock file root's: the service's own user can only
+    read it, and flock on a file opened for reading still queues them."""
+    import fcntl
+
+    from pos_loyalty.persistence import setup_lock
+
+    path = tmp_path / "loyalty.db"
+    (tmp_path / "loyalty.db.init-lock").write_text("")
+    real_open = os.open
+
+    def as_another_user(name, flags, *mode):
+        if str(name).endswith(".init-lock") and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", name)
+        return real_open(name, flags, *mode)
+
+    monkeypatch.setattr(setup_lock.os, "open", as_another_user)
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with setup_lock.init_lock(engine):
+            other = real_open(str(tmp_path / "loyalty.db.init-lock"), os.O_RDONLY)
+            try:
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held
+            finally:
+                os.close(other)
+    finally:
+        engine.dispose()
+
+
 # -- settings that cannot work ---------------------------------------------------------------------
 
 

@@ -7,9 +7,10 @@ failed on the same ``CREATE TABLE`` (their service then did not start), and two 
 no programme stored and both save the defaults as a first version.
 
 ``init_lock`` queues them: on PostgreSQL a session advisory lock on a connection of its own
-(released by the server if the process dies), on a SQLite file an ``flock`` on a file beside it
-(released by the kernel likewise). Whoever comes second waits, then finds the schema current and
-the programme stored, and changes nothing.
+(released by the server when the process dies, and within about a minute when its host does:
+the connection asks the server for TCP keepalives), on a SQLite file an ``flock`` on a file
+beside it (released by the kernel likewise). Whoever comes second waits, then finds the schema
+current and the programme stored, and changes nothing.
 """
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 # pg_advisory_lock's key: any fixed bigint; advisory locks are per database, so stores sharing one
 # PostgreSQL server do not queue for each other
 INIT_LOCK_KEY = 0x706F_736C_696E_6974  # "poslinit"
+# how soon the server gives up on the lock holder's host: 30 s idle, then 3 probes 10 s apart
+# (the defaults leave a host that lost power holding the lock for about two hours)
+KEEPALIVES = ("SET tcp_keepalives_idle = 30", "SET tcp_keepalives_interval = 10", "SET tcp_keepalives_count = 3")
 
 
 @contextmanager
@@ -41,18 +46,25 @@ def init_lock(engine: Engine, on_wait: Callable[[], None] | None = None) -> Iter
 
 @contextmanager
 def _pg_lock(engine: Engine, on_wait: Callable[[], None] | None) -> Iterator[None]:
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": INIT_LOCK_KEY}).scalar():
-            if on_wait is not None:
-                on_wait()
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": INIT_LOCK_KEY})
-        try:
-            yield
-        finally:
+    # a connection of its own, not the writer's pool: init disposes of that pool between its steps
+    own = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with own.connect() as conn:
+            for statement in KEEPALIVES:
+                conn.execute(text(statement))
+            if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": INIT_LOCK_KEY}).scalar():
+                if on_wait is not None:
+                    on_wait()
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": INIT_LOCK_KEY})
             try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": INIT_LOCK_KEY})
-            except Exception:  # the connection is gone: the server released its lock with it
-                conn.invalidate()
+                yield
+            finally:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": INIT_LOCK_KEY})
+                except Exception:  # the connection is gone: the server released its lock with it
+                    conn.invalidate()
+    finally:
+        own.dispose()
 
 
 @contextmanager
@@ -60,7 +72,10 @@ def _file_lock(path: str, on_wait: Callable[[], None] | None) -> Iterator[None]:
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:  # left by someone else (an init run with sudo): flock needs only to read it
+        fd = os.open(path, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
