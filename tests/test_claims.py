@@ -1,6 +1,7 @@
 """A customer who forgot their card: shown later with the receipt, it collects the sale's points."""
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 from tests.support.factories import enrol, line, programme, return_of, sale
@@ -181,3 +182,53 @@ def test_two_cards_claiming_one_sale_at_once_only_one_collects(app, api):
     answers = claim_from_two_tills_at_once(app, api.token, bought["id"], [anna["card"], ben["card"]])
     assert sorted(a.status_code for a in answers) == [200, 409]
     assert balance(api, anna["card"]) + balance(api, ben["card"]) == 10
+
+
+def bonuses(answer: dict) -> list[str]:
+    return sorted(b["cause"] for b in answer["points"]["breakdown"]["bonuses"])
+
+
+def test_a_customer_who_joins_after_paying_gets_the_welcome_bonus_with_the_claim_and_not_again(api, shop):
+    programme(shop, welcome_bonus=50)
+    bought = api.post("/transactions", json=sale(line("COF", 1000))).get_json()
+    anna = enrol(api)  # "would you like to join?", asked once the sale is rung up
+    claimed = claim(api, bought["id"], anna["card"]).get_json()
+    assert bonuses(claimed) == ["welcome"] and claimed["points"]["earned"] == 10 + 50
+    assert api.get(f"/transactions/{bought['id']}").get_json()["points"]["earned"] == 60  # what a reprint shows
+    later = api.post("/transactions", json=sale(line("COF", 1000), card=anna["card"])).get_json()
+    assert bonuses(later) == [] and balance(api, anna["card"]) == 70
+
+
+def test_a_claimed_sale_in_the_birthday_week_pays_the_birthday_bonus_once_a_birthday(api, shop):
+    programme(shop, birthday_bonus=200)  # the shop's clock: 15 June 2026
+    anna = enrol(api, birthday="1990-06-16")
+    claimed = claim(api, api.post("/transactions", json=sale(line("COF", 1000))).get_json()["id"], anna["card"]).get_json()
+    assert bonuses(claimed) == ["birthday"]
+    assert bonuses(api.post("/transactions", json=sale(line("COF", 1000), card=anna["card"])).get_json()) == []
+    again = claim(api, api.post("/transactions", json=sale(line("TEA", 1000))).get_json()["id"], anna["card"]).get_json()
+    assert bonuses(again) == []  # this birthday has paid
+    assert balance(api, anna["card"]) == 10 + 200 + 10 + 10
+
+
+def test_a_claim_made_once_the_next_birthday_s_week_has_begun_pays_nothing_for_the_old_birthday(api, shop, clock):
+    """Otherwise its bonus, entered now, would count as the new birthday's and the customer would
+    lose that one."""
+    programme(shop, birthday_bonus=200, birthday_window_days=3, claim_window_days=365)
+    anna = enrol(api, birthday="1990-06-20")
+    clock.now = dt.datetime(2026, 6, 18, 12, 0, tzinfo=dt.timezone.utc)  # in the week of 17-23 June 2026
+    bought = api.post("/transactions", json=sale(line("COF", 1000), at=clock.now)).get_json()
+    clock.now = dt.datetime(2027, 6, 17, 12, 0, tzinfo=dt.timezone.utc)  # the next week has begun; still within a year
+    claimed = claim(api, bought["id"], anna["card"]).get_json()
+    assert claimed["points"]["earned"] == 10 and bonuses(claimed) == []
+    assert bonuses(api.post("/transactions", json=sale(line("COF", 1000), card=anna["card"], at=clock.now)).get_json()) == ["birthday"]
+
+
+def test_a_full_return_of_a_claimed_sale_takes_its_bonuses_back(api, shop):
+    programme(shop, welcome_bonus=50, birthday_bonus=200)
+    anna = enrol(api, birthday="1990-06-16")
+    bought = api.post("/transactions", json=sale(line("COF", 1000))).get_json()
+    assert bonuses(claim(api, bought["id"], anna["card"]).get_json()) == ["birthday", "welcome"]
+    api.post(f"/transactions/{bought['id']}/returns", json=return_of(("COF", 1)))
+    assert balance(api, anna["card"]) == 0
+    # and the next purchase in the week pays them, as after any sale taken back whole
+    assert bonuses(api.post("/transactions", json=sale(line("COF", 1000), card=anna["card"])).get_json()) == ["birthday", "welcome"]

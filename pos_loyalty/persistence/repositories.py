@@ -79,10 +79,7 @@ _TILL_BY_TOKEN = Prepared(select(TILLS.c.id, TILLS.c.name).where(TILLS.c.token_h
 _ANSWER_OF = Prepared(select(TRANSACTIONS.c.id, TRANSACTIONS.c.kind, TRANSACTIONS.c.request_hash, TRANSACTIONS.c.response).where(
     TRANSACTIONS.c.id == bindparam("id")
 ))
-_SPEND_SINCE_1 = Prepared(select(_spent_after("a")).where(
-    TRANSACTIONS.c.customer_id == bindparam("customer_id"), TRANSACTIONS.c.occurred_at > bindparam("earliest")
-))
-_SPEND_SINCE_2 = Prepared(select(_spent_after("a"), _spent_after("b")).where(
+_SPEND_SINCE = Prepared(select(_spent_after("a")).where(
     TRANSACTIONS.c.customer_id == bindparam("customer_id"), TRANSACTIONS.c.occurred_at > bindparam("earliest")
 ))
 # What a card sale reads of the customer's history, in one statement: the eligible spend after two
@@ -523,13 +520,10 @@ class Transactions(_Repo):
     def answer_of_later(self, transaction_id: str) -> Later:
         return self._later(_ANSWER_OF, {"id": transaction_id}, Rows.first)
 
-    def spend_since(self, customer_id: int, *since: dt.datetime) -> tuple[int, ...]:
-        """The eligible spend after each of the given moments, in one read."""
-        if len(since) not in (1, 2):
-            raise ValueError("one or two moments")
-        params = {"customer_id": customer_id, "earliest": min(since), "a": since[0], "b": since[-1]}
-        row = self._core(_SPEND_SINCE_1 if len(since) == 1 else _SPEND_SINCE_2, params).first()
-        return tuple(int(v or 0) for v in row)
+    def spend_since(self, customer_id: int, since: dt.datetime) -> int:
+        """The customer's eligible spend after a moment."""
+        row = self._core(_SPEND_SINCE, {"customer_id": customer_id, "earliest": since, "a": since}).first()
+        return int(row[0] or 0)
 
     def insert(self, row: dict[str, Any], lines: Sequence[dict[str, Any]], redemptions: Sequence[dict[str, Any]] = ()) -> None:
         """A whole transaction with its lines and redemptions, as three statements."""

@@ -33,7 +33,7 @@ def points_position(uow: UnitOfWork, shop: Shop, customer, *, programme: Program
     """
     now = shop.now()
     if rolling is None:
-        (rolling,) = uow.transactions.spend_since(customer.id, now - ROLLING)
+        rolling = uow.transactions.spend_since(customer.id, now - ROLLING)
     balance = customer.balance
     # A balance of zero or less leaves no open lot (a deficit is only ever left once every lot is
     # used up), so there is nothing to expire and no need to read the ledger.

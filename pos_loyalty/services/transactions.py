@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ..domain import earning as E
 from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidInput, LoyaltyError, NotFound
-from ..domain.ledger import Entry, birthday_week_start, expiry_for, replay, still_reversible
+from ..domain.ledger import Entry, birthday_week_start, expiry_for, following_birthday_week_start, replay, still_reversible
 from ..domain.programme import Programme
 from ..domain.timing import CLOCK_TOLERANCE, check_occurred_at
 from .access import till_of_token, till_of_token_later
@@ -362,6 +362,25 @@ def _birthday_counted_since(shop: Shop, week_start: dt.date) -> dt.datetime:
     return dt.datetime.combine(week_start, dt.time(), tzinfo=shop.timezone) - CLOCK_TOLERANCE
 
 
+def _claimed_birthday_week(shop: Shop, programme: Programme, birthday: dt.date | None, day: dt.date,
+                           now: dt.datetime) -> dt.date | None:
+    """The start of the birthday week a claimed sale fell in, if its bonus may still be paid.
+
+    A birthday counts as paid by the birthday points entered since its week began (entries are
+    dated when they are made). A claim may come up to a year after its sale, and a bonus entered
+    once the next birthday's week has begun would count as that birthday's: the customer would
+    lose the next one. So a claim made that late pays no birthday bonus for the old one."""
+    if not programme.birthday_bonus:
+        return None
+    week = birthday_week_start(day, birthday, programme.birthday_window_days)
+    if week is None:
+        return None
+    following = following_birthday_week_start(week, birthday, programme.birthday_window_days)
+    if following is None or now >= _birthday_counted_since(shop, following):
+        return None
+    return week
+
+
 def _visit_bonuses(programme: Programme, welcome_held: int, birthday_week: bool, birthday_held: int) -> list[E.Bonus]:
     """Welcome: until one is held (a full return takes it back). Birthday: once a birthday, in its
     week (``birthday_held``: the birthday points held since that week began; a full return of the
@@ -556,7 +575,10 @@ def _forget_returned_products(uow, customer, request: ReturnRequest, sale_lines,
 
 def claim_transaction(shop: Shop, transaction_id: str, card_number: str) -> dict[str, Any]:
     """A card shown after an anonymous sale collects the points that sale would have earned, once:
-    under the programme version and tier of the sale, expiring as if earned at the sale."""
+    under the programme version and tier of the sale, expiring as if earned at the sale; with the
+    welcome bonus if none is held (a customer who joins after paying claims their first
+    purchase), and the birthday bonus if the sale fell in a birthday week that has not paid it
+    (while that birthday is still the last one: see ``_claimed_birthday_week``)."""
     with shop.uow() as uow:
         # Lock order everywhere: the sale row, then the customer. A second claim of the same sale
         # (with any card) waits here and then reads the sale as the first one left it.
@@ -577,10 +599,16 @@ def claim_transaction(shop: Shop, transaction_id: str, card_number: str) -> dict
         customer = uow.customers.get_for_update(_card_holder_for_sale(uow, card_number).id)  # the claim changes it as an object
         programme = programme_version(uow, tx.programme_version_id)
         rows = uow.transactions.lines(tx.id)
-        year_before, after_sale = uow.transactions.spend_since(customer.id, tx.occurred_at - ROLLING, tx.occurred_at)
+        day = shop.local_date(tx.occurred_at)
+        birthday_week = _claimed_birthday_week(shop, programme, customer.birthday, day, now)
+        year_before, after_sale, welcome_held, birthday_held = uow.transactions.sale_history_later(
+            customer.id, spend_after=(tx.occurred_at - ROLLING, tx.occurred_at),
+            birthday_since=now if birthday_week is None else _birthday_counted_since(shop, birthday_week),
+        ).get()
         spend_before_sale = year_before - after_sale
         earning = E.compute_earning(
-            _sale_lines(rows), programme, tier=programme.tier_for(spend_before_sale), day=shop.local_date(tx.occurred_at)
+            _sale_lines(rows), programme, tier=programme.tier_for(spend_before_sale), day=day,
+            extra_bonuses=_visit_bonuses(programme, welcome_held, birthday_week is not None, birthday_held),
         )
         for row, line in zip(rows, earning.lines):
             row.points = line.points
