@@ -248,7 +248,8 @@ def record_return(data, transaction_id):
 @blp.alt_response(404, schema=S.Problem, content_type=PROBLEM)
 @blp.alt_response(409, schema=S.Problem, content_type=PROBLEM, description="Already claimed, returned, or too old")
 def claim(data, transaction_id):
-    """A card shown after an anonymous sale collects its points (once, within the claim window)."""
+    """A card shown after an anonymous sale collects its points (once, within the claim window),
+    with the welcome and birthday bonuses a card sale would have earned."""
     return _as_is(tx_svc.claim_transaction(shop(), transaction_id, data["card_number"]), 200, _TRANSACTION_AS_IS)
 
 
