@@ -232,3 +232,44 @@ def test_a_full_return_of_a_claimed_sale_takes_its_bonuses_back(api, shop):
     assert balance(api, anna["card"]) == 0
     # and the next purchase in the week pays them, as after any sale taken back whole
     assert bonuses(api.post("/transactions", json=sale(line("COF", 1000), card=anna["card"])).get_json()) == ["birthday", "welcome"]
+
+
+def test_a_card_sale_before_the_claim_has_had_the_welcome_and_the_claim_pays_it_no_second_time(api, shop):
+    programme(shop, welcome_bonus=50)
+    anna = enrol(api)
+    bought = api.post("/transactions", json=sale(line("COF", 1000))).get_json()
+    assert bonuses(api.post("/transactions", json=sale(line("TEA", 1000), card=anna["card"])).get_json()) == ["welcome"]
+    claimed = claim(api, bought["id"], anna["card"]).get_json()
+    assert bonuses(claimed) == [] and claimed["points"]["earned"] == 10
+    assert balance(api, anna["card"]) == 10 + 50 + 10
+
+
+def test_the_birthday_bonus_needs_the_sale_and_the_claim_in_the_birthday_week(api, shop, clock):
+    """The card shown in the week collects what a card sale in it would; a sale from before the
+    week, or a claim made once the week is over, earns the sale's points only."""
+    programme(shop, birthday_bonus=200, birthday_window_days=3)
+    anna = enrol(api, birthday="1990-06-20")  # the week: 17-23 June
+    clock.now = dt.datetime(2026, 6, 14, 12, 0, tzinfo=dt.timezone.utc)
+    before_the_week = api.post("/transactions", json=sale(line("COF", 1000), at=clock.now)).get_json()
+    clock.now = dt.datetime(2026, 6, 22, 12, 0, tzinfo=dt.timezone.utc)
+    in_the_week = api.post("/transactions", json=sale(line("TEA", 1000), at=clock.now)).get_json()
+    assert bonuses(claim(api, before_the_week["id"], anna["card"]).get_json()) == []  # shown in the week, bought before it
+    clock.now = dt.datetime(2026, 6, 24, 12, 0, tzinfo=dt.timezone.utc)
+    assert bonuses(claim(api, in_the_week["id"], anna["card"]).get_json()) == []  # bought in the week, shown after it
+    assert balance(api, anna["card"]) == 20
+
+
+def test_a_welcome_bonus_paid_with_a_late_claim_runs_from_the_claim_not_the_sale(api, shop, clock):
+    """Dated from the sale, it would be born expired and spend the customer's one welcome for nothing."""
+    from pos_loyalty.services.points import expire_points
+
+    programme(shop, welcome_bonus=50, expiry_months=1, claim_window_days=365)
+    bought = api.post("/transactions", json=sale(line("COF", 1000))).get_json()  # 15 June 2026
+    clock.advance(days=90)
+    anna = enrol(api)
+    claimed = claim(api, bought["id"], anna["card"]).get_json()
+    assert bonuses(claimed) == ["welcome"]
+    expire_points(shop)  # the sale's own points expired in July, as if earned at the sale
+    assert balance(api, anna["card"]) == 50
+    welcome = [e for e in api.get(f"/customers/{anna['id']}/ledger").get_json() if e["cause"] == "welcome"]
+    assert [e["expires_at"][:10] for e in welcome] == ["2026-10-13"]  # a month from the claim (13 September)

@@ -13,7 +13,6 @@ from pos_loyalty.domain.ledger import (
     birthday_in,
     birthday_week_start,
     expiry_for,
-    following_birthday_week_start,
     in_birthday_week,
     last_valid_day,
     replay,
@@ -139,14 +138,6 @@ def test_each_birthday_has_one_week_whichever_calendar_year_its_days_fall_in():
     assert birthday_week_start(dt.date(2028, 3, 3), leap, 3) == dt.date(2028, 2, 26)
     assert birthday_week_start(dt.date(2026, 6, 20), None, 3) is None
 
-
-def test_the_birthday_week_after_one_is_the_next_birthday_s_whichever_year_its_days_fall_in():
-    new_year, old_year, leap = dt.date(1990, 1, 1), dt.date(1990, 12, 31), dt.date(2000, 2, 29)
-    assert following_birthday_week_start(dt.date(2027, 12, 29), new_year, 3) == dt.date(2028, 12, 29)
-    assert following_birthday_week_start(dt.date(2026, 12, 28), old_year, 3) == dt.date(2027, 12, 28)
-    assert following_birthday_week_start(dt.date(2027, 2, 25), leap, 3) == dt.date(2028, 2, 26)  # the day itself in a leap year
-    assert following_birthday_week_start(dt.date(2028, 2, 26), leap, 3) == dt.date(2029, 2, 25)
-    assert following_birthday_week_start(dt.date(9999, 6, 13), dt.date(1990, 6, 16), 3) is None
 
 
 @given(

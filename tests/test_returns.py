@@ -4,6 +4,7 @@ Also here: the same transaction id sent by two tills at the same moment is recor
 """
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
@@ -344,3 +345,24 @@ def test_the_same_return_sent_by_two_tills_at_once_is_recorded_once(app, api, wi
     if with_card:
         assert [e["points"] for e in ledger(api, anna["id"])] == [-2, 10]
         assert balance(api, anna["card"]) == 8
+
+
+def test_returning_last_year_s_birthday_purchase_in_this_year_s_week_does_not_pay_this_birthday_twice(api, shop, clock):
+    """The reversal is dated when the return is made, inside this year's week; it takes back last
+    year's bonus, so this year's, already paid, stays paid."""
+    programme(shop, birthday_bonus=200)
+    anna = enrol(api, birthday="1990-06-20")
+    clock.now = dt.datetime(2026, 6, 18, 12, 0, tzinfo=dt.timezone.utc)
+    last_year = api.post("/transactions", json=sale(line("COF", 1000), card=anna["card"], at=clock.now)).get_json()
+    clock.now = dt.datetime(2027, 6, 18, 12, 0, tzinfo=dt.timezone.utc)
+    this_year = api.post("/transactions", json=sale(line("TEA", 1000), card=anna["card"], at=clock.now)).get_json()
+    assert [b["cause"] for b in this_year["points"]["breakdown"]["bonuses"]] == ["birthday"]
+    clock.now = dt.datetime(2027, 6, 19, 12, 0, tzinfo=dt.timezone.utc)
+    assert api.post(f"/transactions/{last_year['id']}/returns", json=return_of(("COF", 1), at=clock.now)).status_code == 201
+    clock.now = dt.datetime(2027, 6, 20, 12, 0, tzinfo=dt.timezone.utc)
+    again = api.post("/transactions", json=sale(line("COF", 1000), card=anna["card"], at=clock.now)).get_json()
+    assert again["points"]["breakdown"]["bonuses"] == []
+    # while a return of this year's purchase, in its week, does let the next one pay it again
+    assert api.post(f"/transactions/{this_year['id']}/returns", json=return_of(("TEA", 1), at=clock.now)).status_code == 201
+    last = api.post("/transactions", json=sale(line("COF", 1000), card=anna["card"], at=clock.now)).get_json()
+    assert [b["cause"] for b in last["points"]["breakdown"]["bonuses"]] == ["birthday"]

@@ -157,15 +157,6 @@ def birthday_week_start(day: dt.date, birthday: dt.date | None, window_days: int
     return None
 
 
-def following_birthday_week_start(week_start: dt.date, birthday: dt.date, window_days: int) -> dt.date | None:
-    """The first day of the birthday week after the one that starts on ``week_start`` (None past
-    the end of the calendar)."""
-    year = (week_start + dt.timedelta(days=window_days)).year + 1
-    if year > dt.MAXYEAR:
-        return None
-    return birthday_in(year, birthday) - dt.timedelta(days=window_days)
-
-
 def in_birthday_week(day: dt.date, birthday: dt.date | None, window_days: int) -> bool:
     return birthday_week_start(day, birthday, window_days) is not None
 

@@ -95,9 +95,18 @@ def _eligible_spend_after(moment: str):
 
 def _held(cause: str, since: str | None = None):
     conditions = [LEDGER.c.customer_id == bindparam("customer_id"), LEDGER.c.cause == cause]
-    if since is not None:
-        conditions.append(LEDGER.c.created_at >= bindparam(since))
-    return select(func.coalesce(func.sum(LEDGER.c.points), 0)).where(*conditions).scalar_subquery()
+    held = select(func.coalesce(func.sum(LEDGER.c.points), 0))
+    if since is None:
+        return held.where(*conditions).scalar_subquery()
+    # an entry counts from when it was made, and a reversal from when the entry it takes back was:
+    # a return of last year's birthday purchase, made in this year's week, does not unpay this year
+    lot = LEDGER.alias("taken_back")
+    made = func.coalesce(lot.c.created_at, LEDGER.c.created_at)
+    return (
+        held.select_from(LEDGER.outerjoin(lot, lot.c.id == LEDGER.c.lot_id))
+        .where(*conditions, made >= bindparam(since))
+        .scalar_subquery()
+    )
 
 
 _SALE_HISTORY = Prepared(select(

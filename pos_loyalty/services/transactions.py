@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ..domain import earning as E
 from ..domain.errors import Conflict, DuplicateKey, InsufficientPoints, InvalidInput, LoyaltyError, NotFound
-from ..domain.ledger import Entry, birthday_week_start, expiry_for, following_birthday_week_start, replay, still_reversible
+from ..domain.ledger import Entry, birthday_week_start, expiry_for, replay, still_reversible
 from ..domain.programme import Programme
 from ..domain.timing import CLOCK_TOLERANCE, check_occurred_at
 from .access import till_of_token, till_of_token_later
@@ -364,19 +364,17 @@ def _birthday_counted_since(shop: Shop, week_start: dt.date) -> dt.datetime:
 
 def _claimed_birthday_week(shop: Shop, programme: Programme, birthday: dt.date | None, day: dt.date,
                            now: dt.datetime) -> dt.date | None:
-    """The start of the birthday week a claimed sale fell in, if its bonus may still be paid.
+    """The start of the birthday week a claimed sale fell in, if the card is shown in that week
+    too: then the claim collects the bonus as a card sale in the week would have.
 
-    A birthday counts as paid by the birthday points entered since its week began (entries are
-    dated when they are made). A claim may come up to a year after its sale, and a bonus entered
-    once the next birthday's week has begun would count as that birthday's: the customer would
-    lose the next one. So a claim made that late pays no birthday bonus for the old one."""
+    Shown after the week, it does not. Whether a birthday has paid is judged by the birthday
+    points entered since its week began, and a claim may come up to a year after its sale: its
+    bonus, entered then, could count as the next birthday's (the customer would lose that one),
+    or a return of it in the next week would let the next birthday pay twice."""
     if not programme.birthday_bonus:
         return None
     week = birthday_week_start(day, birthday, programme.birthday_window_days)
-    if week is None:
-        return None
-    following = following_birthday_week_start(week, birthday, programme.birthday_window_days)
-    if following is None or now >= _birthday_counted_since(shop, following):
+    if week is None or birthday_week_start(shop.local_date(now), birthday, programme.birthday_window_days) != week:
         return None
     return week
 
@@ -577,8 +575,8 @@ def claim_transaction(shop: Shop, transaction_id: str, card_number: str) -> dict
     """A card shown after an anonymous sale collects the points that sale would have earned, once:
     under the programme version and tier of the sale, expiring as if earned at the sale; with the
     welcome bonus if none is held (a customer who joins after paying claims their first
-    purchase), and the birthday bonus if the sale fell in a birthday week that has not paid it
-    (while that birthday is still the last one: see ``_claimed_birthday_week``)."""
+    purchase), and the birthday bonus if the sale and the claim fall in the same birthday week and
+    it has not paid (``_claimed_birthday_week``). Those two expire as if earned at the claim."""
     with shop.uow() as uow:
         # Lock order everywhere: the sale row, then the customer. A second claim of the same sale
         # (with any card) waits here and then reads the sale as the first one left it.
@@ -617,10 +615,15 @@ def claim_transaction(shop: Shop, transaction_id: str, card_number: str) -> dict
         tx.eligible_spend = earning.eligible_spend
         tx.points_earned = earning.total
         expires = expiry_for(tx.occurred_at, programme.expiry_months, shop.timezone)
+        # the welcome and birthday bonuses are paid for showing the card, so they run from today: a
+        # welcome paid with a claim late in a long claim window must not be born expired (and so
+        # spend the customer's one welcome for nothing)
+        shown = expiry_for(now, programme.expiry_months, shop.timezone)
         if earning.line_points:
             uow.ledger.add(customer_id=customer.id, kind="earn", cause="claim", points=earning.line_points, created_at=now, expires_at=expires, transaction_id=tx.id)
         for bonus in earning.bonuses:
-            uow.ledger.add(customer_id=customer.id, kind="bonus", cause=bonus.cause, points=bonus.points, created_at=now, expires_at=expires, transaction_id=tx.id, reason=bonus.reason)
+            uow.ledger.add(customer_id=customer.id, kind="bonus", cause=bonus.cause, points=bonus.points, created_at=now,
+                           expires_at=shown if bonus.cause in E.VISIT_BONUSES else expires, transaction_id=tx.id, reason=bonus.reason)
         uow.customers.add_to_balance(customer, earning.total)
         _remember_products(uow, customer, rows, tx.occurred_at)
         response = transaction_view(uow, shop, tx.id, balance_before=balance_before, earning=earning)
