@@ -6,8 +6,9 @@ contexts, the before-request hooks, the view's decorators) they cost ~0.3 ms eac
 checkout's CPU in the till's busiest process. ``CounterRoutes`` stands in front of Flask's WSGI
 app and answers the usual, well-formed request of those two itself, with the same parts: the
 till-token check (``access.till_of_token``, run as the use case's first read, in its own unit of
-work; a sale's token not seen here before is checked on a read of its own first), the body loaded by the same ``SaleSchema``, the same use case, and the answer made by the
-app's own JSON provider (so the bytes and headers are Flask's).
+work; a sale's token not seen here before is checked on a read of its own first), the body
+loaded by the same ``SaleSchema``, the same use case, and the answer made by the app's own JSON
+provider (so the bytes and headers are Flask's).
 
 Anything else goes to Flask, which answers exactly as it always did: any other path or method, a
 query string, a missing or unknown token, a body that is not a JSON object the schema accepts,

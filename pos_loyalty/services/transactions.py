@@ -369,8 +369,7 @@ def _claimed_birthday_week(shop: Shop, programme: Programme, birthday: dt.date |
 
     Shown after the week, it does not. Whether a birthday has paid is judged by the birthday
     points entered since its week began, and a claim may come up to a year after its sale: its
-    bonus, entered then, could count as the next birthday's (the customer would lose that one),
-    or a return of it in the next week would let the next birthday pay twice."""
+    bonus, entered then, could count as the next birthday's, and the customer would lose that one."""
     if not programme.birthday_bonus:
         return None
     week = birthday_week_start(day, birthday, programme.birthday_window_days)
