@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -103,3 +104,30 @@ def programme_load(ctx: Context, file, user: str) -> None:
     data.pop("version", None)
     saved = save_programme(ctx.shop, data, actor=user)
     click.echo(f"programme version {saved.version_id} saved; the next sale on every till uses it")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@pass_ctx
+def backup(ctx: Context, file: Path, force: bool) -> None:
+    """Copy the till's SQLite database to FILE, safely while the till serves: every sale committed
+    by then, checked, readable by its owner only."""
+    from sqlalchemy.engine import make_url
+
+    from ..persistence.backup import BackupRefused, backup_sqlite
+
+    settings = ctx.settings
+    if not settings.is_sqlite:
+        raise click.ClickException(
+            "this till's database is the store's PostgreSQL, which all its tills share: back it up on the "
+            f"database server with pg_dump (pg_dump --format=custom --file=loyalty.dump {make_url(settings.effective_database_url).database})"
+        )
+    try:
+        made = backup_sqlite(make_url(settings.effective_database_url).database, file, overwrite=force)
+    except BackupRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"backup written: {made.path} ({made.bytes / 1_000_000:.1f} MB, schema {made.revision or 'none'}; "
+        f"{made.customers} customers, {made.transactions} transactions, {made.ledger_entries} ledger entries)"
+    )
