@@ -134,3 +134,80 @@ def test_a_till_on_the_store_s_postgresql_is_told_to_use_pg_dump(tmp_path):
     assert result.returncode == 1
     assert "pg_dump --format=custom --file=loyalty.dump store" in result.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_every_copy_taken_while_writers_and_the_checkpointer_run_is_one_moment_of_the_database(tmp_path):
+    """Accounts that a writer moves money between, one committed transfer at a time, while the WAL
+    is copied back into the file every millisecond: every copy passes SQLite's full integrity
+    check and shows the total every committed moment had."""
+    import threading
+
+    from pos_loyalty.persistence.backup import backup_sqlite
+    from pos_loyalty.persistence.db import WalCheckpointer
+
+    ACCOUNTS, COPIES = 4000, 12  # (12 MB: a copy takes long enough for transfers and checkpoints to land meanwhile)
+    source = tmp_path / "shop.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, padding BLOB)")
+        conn.executemany("INSERT INTO accounts VALUES (?, ?, randomblob(3000))", [(n, 1000) for n in range(ACCOUNTS)])
+    stop, transfers = threading.Event(), threading.Event()
+
+    def write():
+        conn = sqlite3.connect(source, isolation_level=None, timeout=10)
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        n = 0
+        while not stop.is_set():
+            a, b = n % ACCOUNTS, (n * 7 + 1) % ACCOUNTS
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE accounts SET amount = amount - 3, padding = randomblob(3000) WHERE id = ?", (a,))
+            conn.execute("UPDATE accounts SET amount = amount + 3, padding = randomblob(3000) WHERE id = ?", (b,))
+            conn.execute("COMMIT")
+            n += 1
+            if n == 200:
+                transfers.set()
+        conn.close()
+
+    writer = threading.Thread(target=write, daemon=True)
+    checkpoints = WalCheckpointer(str(source), interval=0.001)
+    writer.start()
+    checkpoints.start()
+    try:
+        assert transfers.wait(timeout=60)
+        for n in range(COPIES):
+            made = backup_sqlite(str(source), tmp_path / f"copy-{n}.db")
+            with sqlite3.connect(made.path) as copy:
+                assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+                assert copy.execute("SELECT sum(amount), count(*) FROM accounts").fetchone() == (1000 * ACCOUNTS, ACCOUNTS)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+        checkpoints.stop()
+
+
+def test_two_backups_to_one_name_at_once_do_not_mix_the_second_is_refused(till, tmp_path):
+    import fcntl
+
+    partial = tmp_path / ".monday.db.partial"
+    fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a backup to monday.db is being written
+        second = run(tmp_path / "till", "backup", str(tmp_path / "monday.db"))
+        assert second.returncode == 1 and "another backup to" in second.stderr and "is running" in second.stderr
+        assert partial.exists()  # the first one's file, left alone
+    finally:
+        os.close(fd)
+    assert not (tmp_path / "monday.db").exists()
+
+
+def test_a_backup_is_refused_onto_the_files_sqlite_keeps_beside_the_database_or_as_another_user(till, tmp_path, monkeypatch):
+    from pos_loyalty.persistence.backup import BackupRefused, backup_sqlite
+
+    database = tmp_path / "till" / "loyalty.db"
+    for beside in ("loyalty.db-wal", "loyalty.db-shm"):
+        refused = run(tmp_path / "till", "backup", str(tmp_path / "till" / beside), "--force")
+        assert refused.returncode == 1 and "nor a file SQLite keeps beside it" in refused.stderr
+    monkeypatch.setattr(os, "geteuid", lambda: database.stat().st_uid + 4242)  # neither root nor the owner
+    with pytest.raises(BackupRefused, match="run the backup as the user the service runs as"):
+        backup_sqlite(str(database), tmp_path / "x.db")
+    assert not (tmp_path / "x.db").exists()

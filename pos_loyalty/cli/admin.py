@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -115,14 +116,19 @@ def backup(ctx: Context, file: Path, force: bool) -> None:
     by then, checked, readable by its owner only."""
     from sqlalchemy.engine import make_url
 
+    from ..config import ConfigError, load_settings
     from ..persistence.backup import BackupRefused, backup_sqlite
 
-    settings = ctx.settings
+    try:  # (not ctx.settings: preparing the data directory is the service's business, not a backup's)
+        settings = load_settings(config_file=ctx.config_file)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     if not settings.is_sqlite:
         raise click.ClickException(
             "this till's database is the store's PostgreSQL, which all its tills share: back it up on the "
             f"database server with pg_dump (pg_dump --format=custom --file=loyalty.dump {make_url(settings.effective_database_url).database})"
         )
+    signal.signal(signal.SIGTERM, _stop)  # (a shutdown mid-copy: the half-made file is removed on the way out)
     try:
         made = backup_sqlite(make_url(settings.effective_database_url).database, file, overwrite=force)
     except BackupRefused as exc:
@@ -131,3 +137,7 @@ def backup(ctx: Context, file: Path, force: bool) -> None:
         f"backup written: {made.path} ({made.bytes / 1_000_000:.1f} MB, schema {made.revision or 'none'}; "
         f"{made.customers} customers, {made.transactions} transactions, {made.ledger_entries} ledger entries)"
     )
+
+
+def _stop(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
