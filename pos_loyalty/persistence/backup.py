@@ -56,19 +56,22 @@ def backup_sqlite(source: str, target: Path, *, overwrite: bool = False) -> Back
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BackupRefused(f"another backup to {target} is running; wait for it, or choose another name") from None
+        published = False
         try:
             os.ftruncate(fd, 0)  # (what a backup killed half-way left here)
             made = _copy(source_path, partial)
             os.replace(partial, target)
+            published = True
             _sync_directory(target.parent)
         except sqlite3.Error as exc:
             raise BackupRefused(f"the database could not be copied: {exc}") from None
         except OSError as exc:
             raise BackupRefused(f"cannot write {target}: {exc.strerror}") from None
         finally:
-            for leftover in (partial, *(partial.with_name(partial.name + end) for end in ("-journal", "-wal"))):
-                if leftover.exists():
-                    leftover.unlink()
+            if not published:  # (once renamed, the name may already be the next backup's)
+                for leftover in (partial, *(partial.with_name(partial.name + end) for end in ("-journal", "-wal"))):
+                    if leftover.exists():
+                        leftover.unlink()
     finally:
         os.close(fd)
     return BackupMade(target, target.stat().st_size, *made)
