@@ -139,7 +139,6 @@ def test_each_birthday_has_one_week_whichever_calendar_year_its_days_fall_in():
     assert birthday_week_start(dt.date(2026, 6, 20), None, 3) is None
 
 
-
 @given(
     st.datetimes(min_value=EARLIEST.replace(tzinfo=None), max_value=LATEST.replace(tzinfo=None), timezones=st.just(UTC)),
     st.integers(1, 120),

@@ -225,16 +225,17 @@ class Earning:
         return self.line_points + sum(b.points for b in self.bonuses)
 
 
-VISIT_BONUSES = ("welcome", "birthday")  # the causes of the bonuses a visit earns, not its basket
+WELCOME, BIRTHDAY = "welcome", "birthday"
+VISIT_BONUSES = (WELCOME, BIRTHDAY)  # the causes of the bonuses a visit earns, not its basket
 
 
 def visit_bonuses(programme: Programme, *, welcome_due: bool, birthday_due: bool) -> list[Bonus]:
     """The welcome and birthday bonuses a visit earns, as the programme sets them."""
     bonuses = []
     if welcome_due and programme.welcome_bonus:
-        bonuses.append(Bonus(VISIT_BONUSES[0], programme.welcome_bonus, "Welcome bonus"))
+        bonuses.append(Bonus(WELCOME, programme.welcome_bonus, "Welcome bonus"))
     if birthday_due and programme.birthday_bonus:
-        bonuses.append(Bonus(VISIT_BONUSES[1], programme.birthday_bonus, "Birthday bonus"))
+        bonuses.append(Bonus(BIRTHDAY, programme.birthday_bonus, "Birthday bonus"))
     return bonuses
 
 
